@@ -1,0 +1,171 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	"github.com/packer-build/packer/layers"
+)
+
+// Non-root identity every image runs as unless the plan says otherwise.
+const (
+	NonRootUID  = 65532
+	NonRootName = "nonroot"
+	NonRootHome = "/home/nonroot"
+)
+
+var (
+	passwdRoot    = "root:x:0:0:root:/root:/sbin/nologin\n"
+	passwdNonRoot = fmt.Sprintf("%s:x:%d:%d:%s:%s:/sbin/nologin\n", NonRootName, NonRootUID, NonRootUID, NonRootName, NonRootHome)
+	groupRoot     = "root:x:0:\n"
+	groupNonRoot  = fmt.Sprintf("%s:x:%d:\n", NonRootName, NonRootUID)
+)
+
+// caBundle returns Mozilla's root certificates (pinned by the module
+// version of golang.org/x/crypto/x509roots/fallback) as a PEM bundle.
+func caBundle() []byte {
+	var b bytes.Buffer
+	for r := range bundle.Roots() {
+		if r.Constraint != nil {
+			continue // distrust-after constraints cannot be expressed in a PEM file
+		}
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate})
+	}
+	return b.Bytes()
+}
+
+// staticBaseEntries is the one layer of the builtin static base.
+func staticBaseEntries() []layers.Entry {
+	return []layers.Entry{
+		{Name: "/etc", Dir: true, Mode: 0o755},
+		{Name: "/etc/group", Mode: 0o644, Data: []byte(groupRoot + groupNonRoot)},
+		{Name: "/etc/nsswitch.conf", Mode: 0o644, Data: []byte("hosts: files dns\n")},
+		{Name: "/etc/passwd", Mode: 0o644, Data: []byte(passwdRoot + passwdNonRoot)},
+		{Name: "/etc/ssl", Dir: true, Mode: 0o755},
+		{Name: "/etc/ssl/certs", Dir: true, Mode: 0o755},
+		{Name: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: caBundle()},
+		{Name: "/home", Dir: true, Mode: 0o755},
+		{Name: NonRootHome, Dir: true, Mode: 0o755, UID: NonRootUID, GID: NonRootUID},
+		{Name: "/tmp", Dir: true, Mode: 0o1777},
+	}
+}
+
+// userEntries returns a small layer adding the non-root user to a base that
+// lacks it, or nil when the base already has it. The base's own passwd and
+// group files are extended, never replaced.
+func userEntries(base v1.Image) ([]layers.Entry, error) {
+	files, err := findFiles(base, "etc/passwd", "etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image's /etc/passwd: %w", err)
+	}
+	passwd, group := files["etc/passwd"], files["etc/group"]
+	if hasID(passwd, NonRootUID) && hasID(group, NonRootUID) {
+		return nil, nil
+	}
+	if passwd == nil {
+		passwd = []byte(passwdRoot)
+	}
+	if group == nil {
+		group = []byte(groupRoot)
+	}
+	if !hasID(passwd, NonRootUID) {
+		passwd = appendLine(passwd, passwdNonRoot)
+	}
+	if !hasID(group, NonRootUID) {
+		group = appendLine(group, groupNonRoot)
+	}
+	return []layers.Entry{
+		{Name: "/etc", Dir: true, Mode: 0o755},
+		{Name: "/etc/group", Mode: 0o644, Data: group},
+		{Name: "/etc/passwd", Mode: 0o644, Data: passwd},
+		{Name: "/home", Dir: true, Mode: 0o755},
+		{Name: NonRootHome, Dir: true, Mode: 0o755, UID: NonRootUID, GID: NonRootUID},
+		{Name: "/tmp", Dir: true, Mode: 0o1777},
+	}, nil
+}
+
+func appendLine(b []byte, line string) []byte {
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	return append(b, line...)
+}
+
+// hasID reports whether a passwd or group file has an entry with the id in
+// its third field.
+func hasID(b []byte, id int) bool {
+	want := fmt.Sprint(id)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[2] == want {
+			return true
+		}
+	}
+	return false
+}
+
+// findFiles returns the contents of the named files (paths without a
+// leading slash) as the image's filesystem shows them: the topmost layer
+// that has or deletes a file wins.
+func findFiles(img v1.Image, names ...string) (map[string][]byte, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	done := map[string]bool{}
+	for i := len(ls) - 1; i >= 0 && len(done) < len(names); i-- {
+		rc, err := ls[i].Uncompressed()
+		if err != nil {
+			return nil, err
+		}
+		found := map[string]bool{}
+		err = func() error {
+			defer rc.Close()
+			tr := tar.NewReader(rc)
+			for {
+				h, err := tr.Next()
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				n := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+				for _, want := range names {
+					if done[want] {
+						continue
+					}
+					dir, base := path.Split(want)
+					switch {
+					case n == want && h.Typeflag == tar.TypeReg:
+						b, err := io.ReadAll(tr)
+						if err != nil {
+							return err
+						}
+						out[want], found[want] = b, true
+					case n == path.Join(dir, ".wh."+base):
+						found[want] = true
+					}
+				}
+			}
+		}()
+		if err != nil {
+			return nil, err
+		}
+		// Only mark done after the whole layer: a layer holds one version.
+		for want := range found {
+			done[want] = true
+		}
+	}
+	return out, nil
+}

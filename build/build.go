@@ -1,0 +1,533 @@
+// Package build executes a plan: it runs the plan's steps with the host
+// toolchain in a staging copy of the context, writes each layer through the
+// layer store (skipping steps whose inputs are unchanged), and appends the
+// layers on the resolved base, one image per platform.
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/plan"
+)
+
+// Result is an image or an index: the smallest interface both satisfy.
+type Result interface {
+	MediaType() (types.MediaType, error)
+	Size() (int64, error)
+	Digest() (v1.Hash, error)
+	RawManifest() ([]byte, error)
+}
+
+// BaseInfo records which base an image was built on.
+type BaseInfo struct {
+	// Name is the reference as the user gave it, normalised.
+	Name string
+	// Digest of the manifest (or index) the name resolved to.
+	Digest v1.Hash
+}
+
+// BaseResolver resolves a base reference to an image for one platform.
+// Implemented by the registry package for registry references and oci:
+// layouts; build handles plan.BaseStatic and plan.BaseScratch itself.
+type BaseResolver func(ctx context.Context, ref string, p v1.Platform) (v1.Image, *BaseInfo, error)
+
+// Options configure a build.
+type Options struct {
+	// Platforms to build; one gives an image, several an index.
+	Platforms []v1.Platform
+	// Store holds layers and the step cache.
+	Store *layers.Store
+	// NoCache runs every step even when its inputs are unchanged.
+	NoCache bool
+	// Created is the image's creation time.
+	Created time.Time
+	// Resolve resolves registry and layout bases.
+	Resolve BaseResolver
+	// Labels are added to the image config (after the plan's).
+	Labels map[string]string
+	// StepEnv is added to every step's environment (build args).
+	StepEnv map[string]string
+	// Version of packer, part of every step cache key.
+	Version string
+	// Log receives progress lines and step output; nil discards them.
+	Log io.Writer
+}
+
+// Report says what a build did, for logs and tests.
+type Report struct {
+	// StepsRun and StepsCached count step executions per platform.
+	StepsRun, StepsCached int
+	// Layers lists each platform's layers added on the base.
+	Layers map[string][]LayerReport
+}
+
+// LayerReport describes one layer packer added.
+type LayerReport struct {
+	Name   string
+	Digest v1.Hash
+	Size   int64
+	Cached bool
+}
+
+type builder struct {
+	dir     string
+	plan    *plan.Plan
+	opts    Options
+	ignore  *layers.Ignore
+	log     io.Writer
+	report  *Report
+	mu      sync.Mutex
+	tcCache map[string]string
+	staging []string
+}
+
+// Build executes p for the context in dir.
+func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result, *Report, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if len(opts.Platforms) == 0 {
+		return nil, nil, fmt.Errorf("no platform to build for")
+	}
+	if opts.Store == nil {
+		return nil, nil, fmt.Errorf("no layer store")
+	}
+	ig, err := layers.LoadIgnore(dir, p.Exclude...)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &builder{
+		dir: dir, plan: p, opts: opts, ignore: ig, log: opts.Log,
+		report:  &Report{Layers: map[string][]LayerReport{}},
+		tcCache: map[string]string{},
+	}
+	if b.log == nil {
+		b.log = io.Discard
+	}
+	defer func() {
+		for _, s := range b.staging {
+			os.RemoveAll(s)
+		}
+	}()
+
+	var imgs []v1.Image
+	for _, pl := range opts.Platforms {
+		img, err := b.buildPlatform(ctx, pl)
+		if err != nil {
+			if len(opts.Platforms) > 1 {
+				return nil, nil, fmt.Errorf("building for %s: %w", pl.String(), err)
+			}
+			return nil, nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	if len(imgs) == 1 {
+		return imgs[0], b.report, nil
+	}
+	var adds []mutate.IndexAddendum
+	for i, img := range imgs {
+		pl := opts.Platforms[i]
+		mt, err := img.MediaType()
+		if err != nil {
+			return nil, nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: mt, Platform: &pl}})
+	}
+	idxType := types.OCIImageIndex
+	if mt, _ := imgs[0].MediaType(); mt == types.DockerManifestSchema2 {
+		idxType = types.DockerManifestList
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, idxType), adds...), b.report, nil
+}
+
+func (b *builder) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, format+"\n", args...)
+}
+
+func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, error) {
+	base, info, err := b.base(ctx, pl)
+	if err != nil {
+		return nil, err
+	}
+	baseType, err := base.MediaType()
+	if err != nil {
+		return nil, fmt.Errorf("reading base image: %w", err)
+	}
+	layerType := types.OCILayer
+	if baseType == types.DockerManifestSchema2 {
+		layerType = types.DockerLayer
+	}
+	var adds []mutate.Addendum
+	var reports []LayerReport
+	add := func(name, createdBy string, l *layers.Layer, cached bool) {
+		adds = append(adds, mutate.Addendum{
+			Layer:     l,
+			MediaType: layerType,
+			History: v1.History{
+				Created:   v1.Time{Time: b.opts.Created},
+				CreatedBy: createdBy,
+				Comment:   "packer layer " + name,
+			},
+		})
+		reports = append(reports, LayerReport{Name: name, Digest: l.Desc.Digest, Size: l.Desc.Size, Cached: cached})
+	}
+
+	// System layer: the non-root user, when the base lacks it.
+	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && b.plan.User != "" {
+		ents, err := userEntries(base)
+		if err != nil {
+			return nil, err
+		}
+		if ents != nil {
+			l, err := b.opts.Store.FromEntries(ents)
+			if err != nil {
+				return nil, err
+			}
+			b.logf("adding user %s (%d) to the base image", NonRootName, NonRootUID)
+			add("system", "packer: add user nonroot", l, false)
+		}
+	}
+
+	// Step outputs, cached by each step's inputs.
+	stepLayers := map[string][]*layers.Layer{}
+	stepCached := map[string]bool{}
+	var stagingDir string
+	for _, s := range b.plan.Steps {
+		ls, cached, err := b.runStep(ctx, s, pl, &stagingDir)
+		if err != nil {
+			return nil, err
+		}
+		stepLayers[s.Name], stepCached[s.Name] = ls, cached
+	}
+	for _, l := range b.plan.Layers {
+		if l.From == plan.FromSource {
+			uid, gid, err := layers.ParseOwner(l.Owner)
+			if err != nil {
+				return nil, err
+			}
+			files, err := layers.Collect(b.dir, b.ignore, existing(b.dir, l.Include))
+			if err != nil {
+				return nil, err
+			}
+			ly, hit, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid})
+			if err != nil {
+				return nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
+			}
+			add(l.Name, fmt.Sprintf("packer: COPY %s %s", strings.Join(l.Include, " "), l.Dest), ly, hit)
+			continue
+		}
+		ly := stepLayers[l.From][0]
+		stepLayers[l.From] = stepLayers[l.From][1:]
+		add(l.Name, fmt.Sprintf("packer: %s → %s", strings.Join(stepByName(b.plan, l.From).Run, " "), l.Dest), ly, stepCached[l.From])
+	}
+
+	img, err := mutate.Append(base, adds...)
+	if err != nil {
+		return nil, fmt.Errorf("appending layers: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading base image config: %w", err)
+	}
+	cfg = cfg.DeepCopy()
+	b.configure(cfg, pl)
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if info != nil {
+		img = mutate.Annotations(img, map[string]string{
+			"org.opencontainers.image.base.name":   info.Name,
+			"org.opencontainers.image.base.digest": info.Digest.String(),
+		}).(v1.Image)
+	}
+	b.report.Layers[pl.String()] = reports
+	return img, nil
+}
+
+func stepByName(p *plan.Plan, name string) plan.Step {
+	for _, s := range p.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	return plan.Step{}
+}
+
+// existing keeps the include paths that exist (a provider may name
+// optional directories); nil stays nil (everything).
+func existing(dir string, include []string) []string {
+	if include == nil {
+		return nil
+	}
+	var out []string
+	for _, inc := range include {
+		if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(inc))); err == nil {
+			out = append(out, inc)
+		}
+	}
+	return out
+}
+
+// configure applies the plan to the image config.
+func (b *builder) configure(cfg *v1.ConfigFile, pl v1.Platform) {
+	p := b.plan
+	cfg.Created = v1.Time{Time: b.opts.Created}
+	cfg.OS, cfg.Architecture, cfg.Variant = pl.OS, pl.Architecture, pl.Variant
+	c := &cfg.Config
+	env := map[string]string{}
+	for _, kv := range c.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if _, ok := env["PATH"]; !ok {
+		env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	for k, v := range p.Env {
+		env[k] = v
+	}
+	if p.User != "" {
+		if _, ok := env["HOME"]; !ok || env["HOME"] == "/root" {
+			env["HOME"] = NonRootHome
+		}
+	}
+	c.Env = sortedKV(env)
+	if len(p.Entrypoint) > 0 {
+		// As in a Dockerfile, a new ENTRYPOINT resets the base's CMD.
+		c.Entrypoint, c.Cmd = p.Entrypoint, nil
+	}
+	if len(p.Cmd) > 0 {
+		c.Cmd = p.Cmd
+	}
+	if p.WorkingDir != "" {
+		c.WorkingDir = p.WorkingDir
+	}
+	if p.User != "" {
+		c.User = p.User
+	}
+	if len(p.Ports) > 0 {
+		if c.ExposedPorts == nil {
+			c.ExposedPorts = map[string]struct{}{}
+		}
+		for _, port := range p.Ports {
+			c.ExposedPorts[fmt.Sprintf("%d/tcp", port)] = struct{}{}
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range c.Labels {
+		labels[k] = v
+	}
+	for k, v := range p.Labels {
+		labels[k] = v
+	}
+	for k, v := range b.opts.Labels {
+		labels[k] = v
+	}
+	if len(labels) > 0 {
+		c.Labels = labels
+	}
+}
+
+func sortedKV(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + m[k]
+	}
+	return out
+}
+
+// base resolves the plan's base for one platform.
+func (b *builder) base(ctx context.Context, pl v1.Platform) (v1.Image, *BaseInfo, error) {
+	switch b.plan.Base {
+	case plan.BaseScratch, plan.BaseStatic:
+		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+		cfg := &v1.ConfigFile{
+			OS: pl.OS, Architecture: pl.Architecture, Variant: pl.Variant,
+			RootFS: v1.RootFS{Type: "layers"},
+			Config: v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+		}
+		img, err := mutate.ConfigFile(img, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if b.plan.Base == plan.BaseScratch {
+			return img, nil, nil
+		}
+		l, err := b.opts.Store.FromEntries(staticBaseEntries())
+		if err != nil {
+			return nil, nil, fmt.Errorf("writing the static base layer: %w", err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer: l, MediaType: types.OCILayer,
+			History: v1.History{Created: v1.Time{Time: b.opts.Created}, CreatedBy: "packer: static base (passwd, group, CA roots, /tmp)"},
+		})
+		return img, nil, err
+	}
+	if b.opts.Resolve == nil {
+		return nil, nil, fmt.Errorf("base %q needs a registry resolver", b.plan.Base)
+	}
+	return b.opts.Resolve(ctx, b.plan.Base, pl)
+}
+
+// runStep returns the layers taken from step s for platform pl, running
+// the step only when its cache key is new.
+func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, staging *string) ([]*layers.Layer, bool, error) {
+	env := expandEnv(s.Env, pl)
+	for k, v := range b.opts.StepEnv {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
+	}
+	var specs []plan.Layer
+	for _, l := range b.plan.Layers {
+		if l.From == s.Name {
+			specs = append(specs, l)
+		}
+	}
+	tc, err := b.toolchain(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+	inputs, err := layers.Collect(b.dir, b.ignore, existing(b.dir, s.Inputs))
+	if err != nil {
+		return nil, false, err
+	}
+	inHash, err := layers.HashFiles(inputs)
+	if err != nil {
+		return nil, false, err
+	}
+	stepJSON, _ := json.Marshal(struct {
+		Run    []string
+		Env    map[string]string
+		Output string
+		Layers []plan.Layer
+	}{s.Run, env, s.Output, specs})
+	key := layers.Key("step/v1", b.opts.Version, layers.Compressor(), pl.String(), string(stepJSON), tc, inHash)
+
+	if !b.opts.NoCache {
+		if ls, ok := b.opts.Store.Lookup(key); ok && len(ls) == len(specs) {
+			b.logf("step %s (%s): inputs unchanged, skipped (cache %s)", s.Name, pl.String(), key[:12])
+			b.report.StepsCached++
+			return ls, true, nil
+		}
+	}
+
+	if *staging == "" {
+		dir, err := b.stage()
+		if err != nil {
+			return nil, false, err
+		}
+		*staging = dir
+	}
+	b.logf("step %s (%s): %s", s.Name, pl.String(), strings.Join(s.Run, " "))
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, s.Run[0], s.Run[1:]...)
+	cmd.Dir = *staging
+	cmd.Env = os.Environ()
+	for _, kv := range sortedKV(env) {
+		cmd.Env = append(cmd.Env, kv)
+	}
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	if err := cmd.Run(); err != nil {
+		if _, ok := err.(*exec.Error); ok {
+			return nil, false, fmt.Errorf("step %s needs %q on PATH: %w; install it or choose another --base/--provider", s.Name, s.Run[0], err)
+		}
+		return nil, false, fmt.Errorf("step %s failed (%s): %w; its output is above", s.Name, strings.Join(s.Run, " "), err)
+	}
+	b.report.StepsRun++
+	b.logf("step %s (%s): done in %s", s.Name, pl.String(), time.Since(start).Round(time.Millisecond))
+
+	out := filepath.Join(*staging, filepath.FromSlash(s.Output))
+	var ls []*layers.Layer
+	for _, spec := range specs {
+		uid, gid, err := layers.ParseOwner(spec.Owner)
+		if err != nil {
+			return nil, false, err
+		}
+		files, err := layers.Collect(out, nil, spec.Include)
+		if err != nil {
+			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: %w", s.Name, spec.Name, err)
+		}
+		l, _, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: spec.Dest, UID: uid, GID: gid})
+		if err != nil {
+			return nil, false, fmt.Errorf("writing layer %s: %w", spec.Name, err)
+		}
+		ls = append(ls, l)
+	}
+	if err := b.opts.Store.Record(key, ls); err != nil {
+		return nil, false, fmt.Errorf("recording step cache: %w", err)
+	}
+	return ls, false, nil
+}
+
+// toolchain runs the step's toolchain probe once per build.
+func (b *builder) toolchain(ctx context.Context, s plan.Step) (string, error) {
+	if len(s.Toolchain) == 0 {
+		return "", nil
+	}
+	k := strings.Join(s.Toolchain, "\x00")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.tcCache[k]; ok {
+		return v, nil
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, s.Toolchain[0], s.Toolchain[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("step %s needs %s: `%s` failed: %v %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out.String()))
+	}
+	b.tcCache[k] = out.String()
+	return out.String(), nil
+}
+
+// stage copies the context (after .dockerignore) into a private temporary
+// directory where steps may write freely; the user's directory is never
+// touched.
+func (b *builder) stage() (string, error) {
+	dir, err := os.MkdirTemp("", "packer-stage-")
+	if err != nil {
+		return "", fmt.Errorf("creating staging directory: %w", err)
+	}
+	b.staging = append(b.staging, dir)
+	files, err := layers.Collect(b.dir, b.ignore, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := layers.CopyFiles(dir, files); err != nil {
+		return "", fmt.Errorf("copying the context to a staging directory: %w", err)
+	}
+	return dir, nil
+}
+
+func expandEnv(env map[string]string, pl v1.Platform) map[string]string {
+	r := strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant)
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = r.Replace(v)
+	}
+	return out
+}

@@ -1,0 +1,60 @@
+// Package cmd is packer's command line: one file per subcommand. Results
+// (digests, plan JSON) go to stdout; logs go to stderr.
+package cmd
+
+import (
+	"io"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at link time (-X); otherwise it comes from build info.
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+		if v != "" {
+			return v
+		}
+	}
+	return "dev"
+}
+
+type rootOptions struct {
+	quiet bool
+}
+
+func (o *rootOptions) logWriter(c *cobra.Command) io.Writer {
+	if o.quiet {
+		return io.Discard
+	}
+	return c.ErrOrStderr()
+}
+
+// New returns packer's root command.
+func New() *cobra.Command {
+	ro := &rootOptions{}
+	root := &cobra.Command{
+		Use:   "packer",
+		Short: "Build small, non-root, reproducible OCI images without a Docker daemon or a Dockerfile",
+		Long: `packer detects your app (Go today; Node.js and Python next), plans an image,
+runs your toolchain in a private staging copy, writes deterministic layers on a
+base image and publishes the result to a registry, an OCI layout or a
+docker-archive tarball.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVarP(&ro.quiet, "quiet", "q", false, "print only results (digest, plan) on stdout; no logs")
+	root.AddCommand(newBuild(ro), newPlan(ro), newVersion())
+	return root
+}

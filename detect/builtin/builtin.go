@@ -1,0 +1,16 @@
+// Package builtin lists packer's providers in detection order.
+package builtin
+
+import (
+	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/detect/golang"
+)
+
+// Providers returns the providers in the order they are tried; the first
+// whose Detect matches plans the build. Specific providers come before
+// generic ones.
+func Providers() []detect.Provider {
+	return []detect.Provider{
+		golang.Provider{},
+	}
+}

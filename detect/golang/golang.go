@@ -1,0 +1,209 @@
+// Package golang plans images for Go modules: a static binary built with the
+// host's go toolchain (CGO_ENABLED=0, GOOS/GOARCH per platform) on a minimal
+// base packer assembles itself.
+package golang
+
+import (
+	"context"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+
+	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/plan"
+)
+
+// RuntimeDirs are directories a Go program commonly reads at run time; when
+// present they are shipped next to the binary.
+var RuntimeDirs = []string{"templates", "static", "public", "assets"}
+
+// AppDir is where the binary and runtime directories land in the image.
+const AppDir = "/app"
+
+// Provider is the Go provider.
+type Provider struct{}
+
+var _ detect.Provider = Provider{}
+
+func (Provider) Name() string { return "golang" }
+func (Provider) Hint() string { return "go.mod (Go)" }
+
+func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
+	return detect.Exists(src, "go.mod"), nil
+}
+
+func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.Plan, error) {
+	raw, err := fs.ReadFile(src, "go.mod")
+	if err != nil {
+		return nil, fmt.Errorf("reading go.mod: %w", err)
+	}
+	mf, err := modfile.ParseLax("go.mod", raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("parsing go.mod: %w; fix it (go mod tidy reports the same problem)", err)
+	}
+	if mf.Module == nil || mf.Module.Mod.Path == "" {
+		return nil, fmt.Errorf("go.mod has no module line; add `module NAME` (go mod init NAME)")
+	}
+	modPath := mf.Module.Mod.Path
+	evidence := []string{"go.mod found: module " + modPath}
+	if mf.Go != nil {
+		evidence = append(evidence, "go.mod asks for go "+mf.Go.Version)
+	}
+
+	pkg, err := mainPackage(src, modPath, opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	evidence = append(evidence, fmt.Sprintf("main package %s", pkg))
+	name := binaryName(modPath, pkg)
+
+	args := []string{"go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w"}
+	if detect.Exists(src, "vendor/modules.txt") {
+		args = append(args, "-mod=vendor")
+		evidence = append(evidence, "vendor/modules.txt found: building from vendor/")
+	}
+	args = append(args, "-o", ".packer-out/"+name, pkg)
+
+	p := &plan.Plan{
+		Provider: "golang",
+		Base:     plan.BaseStatic,
+		Steps: []plan.Step{{
+			Name: "build",
+			Run:  args,
+			Env: map[string]string{
+				"CGO_ENABLED": "0",
+				"GOOS":        plan.TargetOS,
+				"GOARCH":      plan.TargetArch,
+			},
+			Toolchain: []string{"go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64"},
+			Output:    ".packer-out",
+		}},
+		Entrypoint: []string{path.Join(AppDir, name)},
+		Env:        map[string]string{"PORT": "8080"},
+		WorkingDir: AppDir,
+		User:       "65532:65532",
+		Ports:      []int{8080},
+	}
+	var dirs []string
+	for _, d := range RuntimeDirs {
+		if detect.IsDir(src, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) > 0 {
+		evidence = append(evidence, "runtime directories shipped next to the binary: "+strings.Join(dirs, ", "))
+		p.Layers = append(p.Layers, plan.Layer{Name: "files", From: plan.FromSource, Include: dirs, Dest: AppDir})
+	}
+	p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Include: []string{name}, Dest: AppDir})
+	p.Evidence = evidence
+	return p, nil
+}
+
+// mainPackage picks the package to build: the target when given, else the
+// only main package at the root or under cmd/, else the one named like the
+// module.
+func mainPackage(src fs.FS, modPath, target string) (string, error) {
+	if target != "" {
+		dir := path.Clean(strings.TrimPrefix(target, "./"))
+		if strings.HasPrefix(dir, "..") || path.IsAbs(dir) {
+			return "", fmt.Errorf("--target %q must be a directory inside the module, like ./cmd/NAME", target)
+		}
+		ok, err := isMain(src, dir)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("--target %q is not a main package (no non-test .go file there says `package main`)", target)
+		}
+		return pkgArg(dir), nil
+	}
+	var found []string
+	if ok, err := isMain(src, "."); err != nil {
+		return "", err
+	} else if ok {
+		found = append(found, ".")
+	}
+	if ents, err := fs.ReadDir(src, "cmd"); err == nil {
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			dir := "cmd/" + e.Name()
+			ok, err := isMain(src, dir)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				found = append(found, dir)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no main package in this module: looked at the root and cmd/*; add a `package main` with func main, or pass --target ./path/to/main")
+	case 1:
+		return pkgArg(found[0]), nil
+	}
+	want := binaryName(modPath, ".")
+	for _, d := range found {
+		if binaryName(modPath, d) == want {
+			return pkgArg(d), nil
+		}
+	}
+	var choices []string
+	for _, d := range found {
+		choices = append(choices, pkgArg(d))
+	}
+	sort.Strings(choices)
+	return "", fmt.Errorf("several main packages and none is named like the module (%s): %s; choose one with --target, e.g. --target %s", want, strings.Join(choices, ", "), choices[0])
+}
+
+func pkgArg(dir string) string {
+	if dir == "." {
+		return "."
+	}
+	return "./" + dir
+}
+
+// binaryName is the last element of the package's import path, without a
+// major version suffix (example.com/app/v2 → app).
+func binaryName(modPath, pkg string) string {
+	full := path.Join(modPath, strings.TrimPrefix(pkg, "./"))
+	if pre, _, ok := module.SplitPathVersion(full); ok && pre != "" {
+		full = pre
+	}
+	return path.Base(full)
+}
+
+// isMain reports whether dir holds a non-test .go file in package main.
+func isMain(src fs.FS, dir string) (bool, error) {
+	ents, err := fs.ReadDir(src, dir)
+	if err != nil {
+		return false, nil
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		b, err := fs.ReadFile(src, path.Join(dir, n))
+		if err != nil {
+			return false, fmt.Errorf("reading %s: %w", path.Join(dir, n), err)
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), n, b, parser.PackageClauseOnly)
+		if err != nil {
+			continue // a broken file is go build's to report
+		}
+		if f.Name.Name == "main" {
+			return true, nil
+		}
+	}
+	return false, nil
+}

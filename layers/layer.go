@@ -1,0 +1,282 @@
+package layers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+)
+
+// GzipLevel is the fixed compression level. Layer digests depend on the
+// compressor's library, version and level, so all three are part of every
+// cache key (see Compressor).
+const GzipLevel = 6
+
+var compressorOnce sync.Once
+var compressorID string
+
+// Compressor identifies the compressor (library, version, level); it is part
+// of every layer cache key.
+func Compressor() string {
+	compressorOnce.Do(func() {
+		v := "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, d := range bi.Deps {
+				if d.Path == "github.com/klauspost/compress" {
+					v = d.Version
+				}
+			}
+		}
+		compressorID = fmt.Sprintf("klauspost/compress/gzip@%s level %d", v, GzipLevel)
+	})
+	return compressorID
+}
+
+// Layer is a gzip-compressed OCI layer stored as a blob file in a Store. It
+// implements v1.Layer without holding the layer in memory.
+type Layer struct {
+	Desc   Descriptor
+	path   string
+}
+
+// Descriptor records what is known about a stored layer.
+type Descriptor struct {
+	Digest v1.Hash `json:"digest"`
+	DiffID v1.Hash `json:"diffID"`
+	Size   int64   `json:"size"`
+}
+
+var _ v1.Layer = (*Layer)(nil)
+
+func (l *Layer) Digest() (v1.Hash, error) { return l.Desc.Digest, nil }
+func (l *Layer) DiffID() (v1.Hash, error) { return l.Desc.DiffID, nil }
+func (l *Layer) Size() (int64, error)     { return l.Desc.Size, nil }
+func (l *Layer) MediaType() (types.MediaType, error) {
+	return types.OCILayer, nil
+}
+func (l *Layer) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
+func (l *Layer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }
+
+// Store is a content-addressed blob store plus a key → layers index, under
+// one directory (the layer cache). Writes are atomic (temp file + rename),
+// so concurrent builds can share a Store.
+type Store struct {
+	Dir string
+}
+
+// NewStore opens (creating) a store in dir.
+func NewStore(dir string) (*Store, error) {
+	for _, d := range []string{"blobs/sha256", "keys", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("creating cache directory: %w; pass --cache-dir with a writable directory", err)
+		}
+	}
+	return &Store{Dir: dir}, nil
+}
+
+func (s *Store) blobPath(h v1.Hash) string {
+	return filepath.Join(s.Dir, "blobs", h.Algorithm, h.Hex)
+}
+
+// Open returns the stored layer with descriptor d, or an error wrapping
+// fs.ErrNotExist when its blob is gone.
+func (s *Store) Open(d Descriptor) (*Layer, error) {
+	p := s.blobPath(d.Digest)
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() != d.Size {
+		return nil, fmt.Errorf("cached blob %s has size %d, want %d: %w", d.Digest, st.Size(), d.Size, fs.ErrNotExist)
+	}
+	return &Layer{Desc: d, path: p}, nil
+}
+
+// Write streams a tar produced by write through gzip into the store in one
+// pass, computing the diffID and the compressed digest on the way.
+func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
+	tmp, err := os.CreateTemp(filepath.Join(s.Dir, "tmp"), "layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	digest := sha256.New()
+	counter := &countWriter{}
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(tmp, digest, counter), GzipLevel)
+	if err != nil {
+		return nil, err
+	}
+	diff := sha256.New()
+	if err := write(io.MultiWriter(zw, diff)); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing layer: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	d := Descriptor{Digest: hashOf(digest), DiffID: hashOf(diff), Size: counter.n}
+	if err := os.Rename(tmp.Name(), s.blobPath(d.Digest)); err != nil {
+		return nil, fmt.Errorf("writing layer to cache: %w", err)
+	}
+	return &Layer{Desc: d, path: s.blobPath(d.Digest)}, nil
+}
+
+// Lookup returns the layers stored under key, or ok=false on a miss
+// (including when a blob has since been removed).
+func (s *Store) Lookup(key string) (ls []*Layer, ok bool) {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "keys", key+".json"))
+	if err != nil {
+		return nil, false
+	}
+	var ds []Descriptor
+	if err := json.Unmarshal(b, &ds); err != nil {
+		return nil, false
+	}
+	for _, d := range ds {
+		l, err := s.Open(d)
+		if err != nil {
+			return nil, false
+		}
+		ls = append(ls, l)
+	}
+	return ls, true
+}
+
+// Record stores layers under key, atomically.
+func (s *Store) Record(key string, ls []*Layer) error {
+	ds := make([]Descriptor, len(ls))
+	for i, l := range ls {
+		ds[i] = l.Desc
+	}
+	b, err := json.Marshal(ds)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".json"), b, 0o644)
+}
+
+// WriteFileAtomic writes data to a temp file next to name and renames it
+// into place, so readers never see a partial file.
+func WriteFileAtomic(name string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+func hashOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// Key hashes parts into a cache key. Parts are length-prefixed so that
+// ("ab","c") and ("a","bc") differ.
+func Key(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\n", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// HashFiles returns a digest over the entries' paths, modes, link targets
+// and contents: a cache key for a layer built from them.
+func HashFiles(files []File) (string, error) {
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for _, f := range files {
+		fmt.Fprintf(h, "%q %o %q %d\n", f.Rel, Mode(f.Mode)|int64(f.Mode.Type()), f.Link, f.Size)
+		if !f.Mode.IsRegular() {
+			continue
+		}
+		if err := copyFile(h, f, buf); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// FromFiles returns a layer of files placed by spec, reusing a stored blob
+// when the same files (by content) were layered the same way before. hit
+// reports whether the blob came from the store.
+func (s *Store) FromFiles(files []File, spec Spec) (l *Layer, hit bool, err error) {
+	sum, err := HashFiles(files)
+	if err != nil {
+		return nil, false, err
+	}
+	key := Key("files/v1", Compressor(), fmt.Sprintf("%s %d:%d", spec.Dest, spec.UID, spec.GID), sum)
+	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
+		return ls[0], true, nil
+	}
+	l, err = s.Write(func(w io.Writer) error { return WriteTar(w, files, spec) })
+	if err != nil {
+		return nil, false, err
+	}
+	return l, false, s.Record(key, []*Layer{l})
+}
+
+// FromEntries returns a layer of synthetic entries, cached by content.
+func (s *Store) FromEntries(entries []Entry) (*Layer, error) {
+	b, err := json.Marshal(entries)
+	if err != nil {
+		return nil, err
+	}
+	key := Key("entries/v1", Compressor(), string(b))
+	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
+		return ls[0], nil
+	}
+	l, err := s.Write(func(w io.Writer) error { return WriteEntries(w, entries) })
+	if err != nil {
+		return nil, err
+	}
+	return l, s.Record(key, []*Layer{l})
+}

@@ -1,0 +1,186 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// File is one entry of a layer source.
+type File struct {
+	// Rel is the slash-separated path relative to the source root.
+	Rel  string
+	Mode fs.FileMode
+	Size int64
+	// Link is the target of a symlink, made relative when it pointed
+	// inside the context by an absolute path.
+	Link string
+	// Abs is the path on disk to read content from.
+	Abs string
+}
+
+// IsDir reports whether the entry is a directory.
+func (f File) IsDir() bool { return f.Mode.IsDir() }
+
+// ErrEscapingSymlink is returned for a symlink that points outside the
+// build context.
+var ErrEscapingSymlink = errors.New("symlink points outside the build context")
+
+// Collect walks root and returns the entries selected by include (paths
+// relative to root, files or directories; empty means everything) that
+// ig does not exclude, in a deterministic order with directories before
+// their contents. Sockets, devices and pipes are skipped. Unreadable files
+// and symlinks escaping root are errors naming the path and the fix.
+func Collect(root string, ig *Ignore, include []string) ([]File, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if len(include) == 0 {
+		include = []string{"."}
+	}
+	seen := map[string]bool{}
+	var out []File
+	for _, inc := range include {
+		inc = path.Clean(filepath.ToSlash(inc))
+		start := filepath.Join(root, filepath.FromSlash(inc))
+		if _, err := os.Lstat(start); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%q does not exist in %s", inc, root)
+			}
+			return nil, fmt.Errorf("reading %q: %w", inc, err)
+		}
+		err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+			rel, rerr := filepath.Rel(root, p)
+			if rerr != nil {
+				return rerr
+			}
+			rel = filepath.ToSlash(rel)
+			if err != nil {
+				return unreadable(rel, err)
+			}
+			if rel == "." {
+				return nil
+			}
+			excluded, skip, err := ig.Excluded(rel, d.IsDir())
+			if err != nil {
+				return err
+			}
+			if excluded {
+				if skip {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if seen[rel] {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return unreadable(rel, err)
+			}
+			f := File{Rel: rel, Mode: info.Mode(), Abs: p}
+			switch {
+			case info.Mode().IsRegular():
+				f.Size = info.Size()
+				r, err := os.Open(p)
+				if err != nil {
+					return unreadable(rel, err)
+				}
+				r.Close()
+			case info.IsDir():
+				// Checked by WalkDir when it reads the directory.
+			case info.Mode()&fs.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return unreadable(rel, err)
+				}
+				link, err := insideLink(root, rel, target)
+				if err != nil {
+					return err
+				}
+				f.Link = link
+			default:
+				return nil // sockets, devices, pipes
+			}
+			seen[rel] = true
+			out = append(out, f)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
+	return out, nil
+}
+
+func unreadable(rel string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("cannot read %q in the build context: permission denied; make it readable or add it to .dockerignore", rel)
+	}
+	return fmt.Errorf("reading %q in the build context: %w", rel, err)
+}
+
+// insideLink checks that a symlink at rel (relative to root) with the given
+// target stays inside root and returns the target to store.
+func insideLink(root, rel, target string) (string, error) {
+	var resolved string
+	if filepath.IsAbs(target) {
+		r, err := filepath.Rel(root, target)
+		if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+			return "", fmt.Errorf("%w: %q -> %q; replace it with the file it points to or add it to .dockerignore", ErrEscapingSymlink, rel, target)
+		}
+		// Rewrite to a relative link so it works where the context lands.
+		t, err := filepath.Rel(filepath.Dir(filepath.Join(root, rel)), target)
+		if err != nil {
+			return "", err
+		}
+		return filepath.ToSlash(t), nil
+	}
+	resolved = path.Join(path.Dir(rel), filepath.ToSlash(target))
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return "", fmt.Errorf("%w: %q -> %q; replace it with the file it points to or add it to .dockerignore", ErrEscapingSymlink, rel, target)
+	}
+	return filepath.ToSlash(target), nil
+}
+
+// CopyFiles copies entries (from Collect) under dest, keeping symlinks as
+// symlinks and execute bits; nothing is written outside dest.
+func CopyFiles(dest string, files []File) error {
+	buf := make([]byte, 256<<10)
+	for _, f := range files {
+		target := filepath.Join(dest, filepath.FromSlash(f.Rel))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		switch {
+		case f.IsDir():
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case f.Link != "":
+			if err := os.Symlink(filepath.FromSlash(f.Link), target); err != nil {
+				return err
+			}
+		default:
+			w, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(Mode(f.Mode)))
+			if err != nil {
+				return err
+			}
+			if err := copyFile(w, f, buf); err != nil {
+				w.Close()
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+// Package plan holds the serialisable contract between detection and
+// building: what base to start from, which steps to run with the host
+// toolchain, which layers to write and how the image is configured.
+//
+// A Plan is data only. `packer plan --json` prints it and golden files pin
+// it, so every field carries a json tag and maps are emitted sorted.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Base values that packer understands without a registry.
+const (
+	// BaseStatic is a minimal base packer assembles itself: /etc/passwd and
+	// /etc/group with root and nonroot, /tmp, /home/nonroot and Mozilla's CA
+	// roots. Enough for static binaries; needs no network.
+	BaseStatic = "builtin:static"
+	// BaseScratch is an empty image.
+	BaseScratch = "scratch"
+)
+
+// Source names a layer may be taken from besides a step's name.
+const (
+	// FromSource means the build context (after .dockerignore).
+	FromSource = "src"
+)
+
+// Platform placeholders expanded in step environments, named like Docker's
+// automatic platform build args.
+const (
+	TargetOS      = "${TARGETOS}"
+	TargetArch    = "${TARGETARCH}"
+	TargetVariant = "${TARGETVARIANT}"
+)
+
+// Plan is what a provider decides about an app.
+type Plan struct {
+	// Provider that produced the plan: "golang", "node", "python".
+	Provider string `json:"provider"`
+	// Evidence says why the plan looks the way it does ("go.mod found").
+	Evidence []string `json:"evidence,omitempty"`
+	// Base is an image reference, BaseStatic, BaseScratch or oci:DIR[:TAG].
+	Base string `json:"base"`
+	// Exclude lists extra .dockerignore-style patterns the provider wants
+	// excluded from the context (e.g. node_modules).
+	Exclude []string `json:"exclude,omitempty"`
+	// Steps run in order in a staging copy of the context.
+	Steps []Step `json:"steps,omitempty"`
+	// Layers are appended on the base in slice order.
+	Layers []Layer `json:"layers"`
+
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Ports      []int             `json:"ports,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// Step is one command run with the host toolchain.
+type Step struct {
+	Name string `json:"name"`
+	// Run is an argv, never a shell string.
+	Run []string `json:"run"`
+	// Env is added to the step's environment. Values may contain the
+	// ${TARGETOS} / ${TARGETARCH} / ${TARGETVARIANT} placeholders.
+	Env map[string]string `json:"env,omitempty"`
+	// Inputs are .dockerignore-style patterns over the context whose files
+	// (paths, modes and contents) form the step's cache key. Empty means
+	// the whole context.
+	Inputs []string `json:"inputs,omitempty"`
+	// Toolchain is an argv whose output (e.g. `go version`) is part of the
+	// cache key, so a toolchain upgrade rebuilds.
+	Toolchain []string `json:"toolchain,omitempty"`
+	// Output is the directory, relative to the staging copy, the step
+	// leaves its results in; layers taken from the step include paths
+	// relative to it. Empty means the staging copy itself.
+	Output string `json:"output,omitempty"`
+}
+
+// Layer is one image layer.
+type Layer struct {
+	Name string `json:"name"`
+	// From is FromSource or the name of a step.
+	From string `json:"from"`
+	// Include lists paths (files or directories) relative to the source
+	// root. Empty means everything.
+	Include []string `json:"include,omitempty"`
+	// Dest is the absolute directory in the image the files land in.
+	Dest string `json:"dest"`
+	// Owner is "UID:GID" for the files; empty means 0:0.
+	Owner string `json:"owner,omitempty"`
+}
+
+// JSON returns the plan as indented JSON with a trailing newline.
+func (p *Plan) JSON() ([]byte, error) {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Validate checks the plan is internally consistent. Providers call it;
+// build calls it again on plans that came from elsewhere.
+func (p *Plan) Validate() error {
+	if p.Provider == "" {
+		return fmt.Errorf("plan has no provider")
+	}
+	if p.Base == "" {
+		return fmt.Errorf("plan has no base image")
+	}
+	steps := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Name == "" || s.Name == FromSource {
+			return fmt.Errorf("step name %q is empty or reserved", s.Name)
+		}
+		if steps[s.Name] {
+			return fmt.Errorf("two steps are named %q", s.Name)
+		}
+		if len(s.Run) == 0 {
+			return fmt.Errorf("step %q has nothing to run", s.Name)
+		}
+		steps[s.Name] = true
+	}
+	if len(p.Layers) == 0 {
+		return fmt.Errorf("plan has no layers")
+	}
+	for _, l := range p.Layers {
+		if l.From != FromSource && !steps[l.From] {
+			return fmt.Errorf("layer %q comes from %q, which is neither %q nor a step", l.Name, l.From, FromSource)
+		}
+		if !path.IsAbs(l.Dest) {
+			return fmt.Errorf("layer %q has destination %q; it must be an absolute path", l.Name, l.Dest)
+		}
+		for _, inc := range l.Include {
+			if path.IsAbs(inc) || strings.HasPrefix(path.Clean(inc), "..") {
+				return fmt.Errorf("layer %q includes %q, which is outside its source", l.Name, inc)
+			}
+		}
+	}
+	return nil
+}

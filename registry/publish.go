@@ -1,0 +1,190 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/layers"
+)
+
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// Push uploads the result to each tag's repository — blobs, then the
+// manifest by digest — and only then moves the tags, so a failed push
+// never leaves a tag pointing at a partial image. It returns the digest
+// references pushed.
+func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag) ([]name.Digest, error) {
+	d, err := res.Digest()
+	if err != nil {
+		return nil, err
+	}
+	opts := c.remoteOptions(ctx)
+	var pushed []name.Digest
+	seen := map[string]bool{}
+	for _, t := range tags {
+		repo := t.Context()
+		if seen[repo.String()] {
+			continue
+		}
+		seen[repo.String()] = true
+		dig := repo.Digest(d.String())
+		if err := write(dig, res, opts); err != nil {
+			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
+		}
+		pushed = append(pushed, dig)
+	}
+	for _, t := range tags {
+		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
+			return nil, explain("tagging "+t.String(), t.RegistryStr(), err)
+		}
+	}
+	return pushed, nil
+}
+
+func write(ref name.Reference, res build.Result, opts []remote.Option) error {
+	switch r := res.(type) {
+	case v1.ImageIndex:
+		return remote.WriteIndex(ref, r, opts...)
+	case v1.Image:
+		return remote.Write(ref, r, opts...)
+	}
+	return fmt.Errorf("cannot push %T", res)
+}
+
+// WriteLayout writes the result into the OCI layout at dir, tagged with
+// each tag's identifier (org.opencontainers.image.ref.name), replacing
+// images that had those tags. A new layout is written beside dir and
+// renamed into place; in an existing layout blobs are added first and
+// index.json is replaced atomically last, so a failure leaves no
+// half-written layout.
+func WriteLayout(dir string, res build.Result, tags []string) error {
+	if len(tags) == 0 {
+		tags = []string{name.DefaultTag}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			return fmt.Errorf("output %s exists and is not an OCI layout; choose an empty or new directory", dir)
+		}
+		if err := ensureDir(dir); err != nil {
+			return fmt.Errorf("creating output directory: %w", err)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".packer-layout-*")
+		if err != nil {
+			return fmt.Errorf("creating output directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if err := writeLayout(tmp, res, tags, true); err != nil {
+			return err
+		}
+		os.Remove(dir) // an empty directory may stand in the way
+		if err := os.Rename(tmp, dir); err != nil {
+			return fmt.Errorf("moving the layout into place: %w", err)
+		}
+		return nil
+	}
+	return writeLayout(dir, res, tags, false)
+}
+
+func writeLayout(dir string, res build.Result, tags []string, fresh bool) error {
+	var p layout.Path
+	var err error
+	if fresh {
+		p, err = layout.Write(dir, empty.Index)
+	} else {
+		p, err = layout.FromPath(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("opening OCI layout %s: %w", dir, err)
+	}
+	switch r := res.(type) {
+	case v1.ImageIndex:
+		err = p.WriteIndex(r)
+	case v1.Image:
+		err = p.WriteImage(r)
+	default:
+		err = fmt.Errorf("cannot write %T", res)
+	}
+	if err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return fmt.Errorf("reading OCI layout %s: %w", dir, err)
+	}
+	desc, err := partial.Descriptor(res.(partial.Describable))
+	if err != nil {
+		return err
+	}
+	tagSet := map[string]bool{}
+	for _, t := range tags {
+		tagSet[t] = true
+	}
+	idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return tagSet[d.Annotations[refNameAnnotation]] })
+	var adds []mutate.IndexAddendum
+	for _, t := range tags {
+		dd := *desc
+		dd.Annotations = map[string]string{refNameAnnotation: t}
+		adds = append(adds, mutate.IndexAddendum{Add: res.(mutate.Appendable), Descriptor: dd})
+	}
+	idx = mutate.AppendManifests(idx, adds...)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	return layers.WriteFileAtomic(filepath.Join(dir, "index.json"), raw, 0o644)
+}
+
+// WriteTarball writes a docker-archive (what `docker save` writes and
+// `docker load` reads) with the given tags, through a temp file renamed
+// into place.
+func WriteTarball(file string, res build.Result, tags []name.Tag) error {
+	img, ok := res.(v1.Image)
+	if !ok {
+		return fmt.Errorf("a docker-archive holds one platform's image; build one --platform for tar: output, or use oci: for several")
+	}
+	if err := ensureDir(file); err != nil {
+		return err
+	}
+	refs := map[name.Reference]v1.Image{}
+	for _, t := range tags {
+		refs[t] = img
+	}
+	if len(refs) == 0 {
+		return fmt.Errorf("tar: output needs a tag so that docker load can name the image; pass -t NAME[:TAG]")
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".packer-tar-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tarball.MultiRefWrite(refs, tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}

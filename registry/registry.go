@@ -1,0 +1,260 @@
+// Package registry resolves base images (registry references and local OCI
+// layouts) and publishes results to a registry, an OCI layout or a
+// docker-archive tarball.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/packer-build/packer/build"
+)
+
+// Client talks to registries with the user's credentials.
+type Client struct {
+	// Keychain resolves credentials; nil means authn.DefaultKeychain
+	// (docker config.json, credsStore, credHelpers).
+	Keychain authn.Keychain
+	// Insecure lists registries (host[:port]) reached over plain HTTP.
+	// localhost and 127.0.0.1 always are.
+	Insecure []string
+	// Transport, when set, replaces the default HTTP transport (tests).
+	Transport http.RoundTripper
+}
+
+func (c *Client) keychain() authn.Keychain {
+	if c.Keychain != nil {
+		return c.Keychain
+	}
+	return authn.DefaultKeychain
+}
+
+// ParseReference parses a registry reference, marking it insecure when its
+// registry is in c.Insecure.
+func (c *Client) ParseReference(s string) (name.Reference, error) {
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return nil, err
+	}
+	if c.isInsecure(ref.Context().RegistryStr()) {
+		return name.ParseReference(s, name.Insecure)
+	}
+	return ref, nil
+}
+
+// ParseTag parses a tag reference (a digest reference is refused: a build
+// makes a new digest).
+func (c *Client) ParseTag(s string) (name.Tag, error) {
+	var opts []name.Option
+	if r, err := name.NewTag(s); err == nil && c.isInsecure(r.RegistryStr()) {
+		opts = append(opts, name.Insecure)
+	}
+	t, err := name.NewTag(s, opts...)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("invalid tag %q: %w; use NAME[:TAG] with lowercase letters, digits and . _ - /", s, err)
+	}
+	return t, nil
+}
+
+func (c *Client) isInsecure(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if h == "localhost" || h == "127.0.0.1" || h == "::1" {
+		return true
+	}
+	for _, i := range c.Insecure {
+		if i == host || i == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain())}
+	if c.Transport != nil {
+		opts = append(opts, remote.WithTransport(c.Transport))
+	}
+	return opts
+}
+
+// LayoutPrefix marks a local OCI layout reference: oci:DIR[:TAG].
+const LayoutPrefix = "oci:"
+
+// SplitLayoutRef splits "oci:DIR[:TAG]" into DIR and TAG.
+func SplitLayoutRef(s string) (dir, tag string) {
+	s = strings.TrimPrefix(s, LayoutPrefix)
+	if i := strings.LastIndex(s, ":"); i > 0 && !strings.ContainsAny(s[i+1:], `/\`) {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// Resolve implements build.BaseResolver for registry references and local
+// OCI layouts.
+func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, *build.BaseInfo, error) {
+	if strings.HasPrefix(ref, LayoutPrefix) {
+		return resolveLayout(ref, p)
+	}
+	r, err := c.ParseReference(ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid base image %q: %w", ref, err)
+	}
+	desc, err := remote.Get(r, append(c.remoteOptions(ctx), remote.WithPlatform(p))...)
+	if err != nil {
+		return nil, nil, explain(fmt.Sprintf("pulling base image %s", ref), r.Context().RegistryStr(), err)
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, nil, err
+		}
+		img, err = imageForPlatform(idx, p, ref)
+		if err != nil {
+			return nil, nil, err
+		}
+	} else {
+		img, err = desc.Image()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := checkPlatform(img, p, ref); err != nil {
+			return nil, nil, err
+		}
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	return img, &build.BaseInfo{Name: r.Name(), Digest: d}, nil
+}
+
+func resolveLayout(ref string, p v1.Platform) (v1.Image, *build.BaseInfo, error) {
+	dir, tag := SplitLayoutRef(ref)
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("base %s: %q is not an OCI layout (%v); point --base at a directory written by packer, skopeo or crane", ref, dir, err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
+	}
+	var found []v1.Descriptor
+	var names []string
+	for _, d := range im.Manifests {
+		n := d.Annotations["org.opencontainers.image.ref.name"]
+		names = append(names, n)
+		if tag == "" || n == tag {
+			found = append(found, d)
+		}
+	}
+	if len(found) != 1 {
+		if tag == "" {
+			return nil, nil, fmt.Errorf("OCI layout %s holds %d images; name one as oci:%s:TAG (tags: %s)", dir, len(im.Manifests), dir, strings.Join(names, ", "))
+		}
+		return nil, nil, fmt.Errorf("OCI layout %s has no image tagged %q (tags: %s)", dir, tag, strings.Join(names, ", "))
+	}
+	d := found[0]
+	var img v1.Image
+	if d.MediaType.IsIndex() {
+		sub, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		if img, err = imageForPlatform(sub, p, ref); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if img, err = idx.Image(d.Digest); err != nil {
+			return nil, nil, err
+		}
+		if err := checkPlatform(img, p, ref); err != nil {
+			return nil, nil, err
+		}
+	}
+	dig, err := img.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The layout's directory is machine-specific: record only its tag so
+	// the same base gives the same image anywhere.
+	return img, &build.BaseInfo{Name: d.Annotations["org.opencontainers.image.ref.name"], Digest: dig}, nil
+}
+
+func imageForPlatform(idx v1.ImageIndex, p v1.Platform, ref string) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, d := range im.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		have = append(have, d.Platform.String())
+		if d.Platform.Satisfies(p) {
+			return idx.Image(d.Digest)
+		}
+	}
+	return nil, fmt.Errorf("base image %s has no %s image (it has %s); choose --platform from those or another --base", ref, p.String(), strings.Join(have, ", "))
+}
+
+func checkPlatform(img v1.Image, p v1.Platform, ref string) error {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading base image %s config: %w", ref, err)
+	}
+	got := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if cfg.OS == "" && cfg.Architecture == "" {
+		return nil
+	}
+	if !got.Satisfies(p) {
+		return fmt.Errorf("base image %s is for %s, not %s; choose --platform %s or a multi-platform base", ref, got.String(), p.String(), got.String())
+	}
+	return nil
+}
+
+// explain turns transport errors into one line naming the cause and a fix.
+func explain(what, reg string, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%s: %s refused the credentials (HTTP %d); log in with `docker login %s` or configure a credential helper", what, reg, terr.StatusCode, reg)
+		case http.StatusNotFound:
+			return fmt.Errorf("%s: not found on %s; check the name and tag", what, reg)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var nerr net.Error
+	var oerr *net.OpError
+	if errors.As(err, &oerr) || errors.As(err, &nerr) {
+		return fmt.Errorf("%s: cannot reach registry %s: %v; check the address and that it is running (plain HTTP registries need --insecure-registry %s)", what, reg, err, reg)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// ensureDir makes sure the parent of p exists.
+func ensureDir(p string) error {
+	return os.MkdirAll(filepath.Dir(p), 0o755)
+}
