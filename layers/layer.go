@@ -46,8 +46,8 @@ func Compressor() string {
 // Layer is a gzip-compressed OCI layer stored as a blob file in a Store. It
 // implements v1.Layer without holding the layer in memory.
 type Layer struct {
-	Desc   Descriptor
-	path   string
+	Desc Descriptor
+	path string
 }
 
 // Descriptor records what is known about a stored layer.

@@ -1,0 +1,43 @@
+# packer — make targets. `make help` lists them.
+GO        ?= go
+BIN       ?= bin/packer
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/packer-build/packer/cmd/packer/cmd.Version=$(VERSION)
+PKGS      := ./...
+
+.PHONY: help build demo test unit e2e bench lint fmt deps clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/packer
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/packer
+
+demo: build ## build the bundled Go fixture to an OCI layout (no registry, no network)
+	$(BIN) build testdata/fixtures/go-server -t hello:dev -o oci:bin/hello-layout
+
+deps: ## install the end-to-end tools (docker-registry, skopeo, umoci, runc) when missing
+	./scripts/test-deps.sh
+
+test: deps lint ## everything CI runs: lint, unit and end-to-end tests
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+unit: ## unit tests only (no external tools)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: deps ## end-to-end tests against real tools
+	$(GO) test -count=1 -v ./e2e/
+
+bench: build ## benchmarks with baselines measured in the same run (see BENCHMARKS.md)
+	./scripts/bench.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^testdata/')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go' | grep -v '^testdata/')
+
+clean: ## remove build outputs
+	rm -rf bin

@@ -1,0 +1,298 @@
+package build_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/detect/builtin"
+	"github.com/packer-build/packer/internal/testutil"
+	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/plan"
+)
+
+var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
+
+func planFor(t *testing.T, dir string) *plan.Plan {
+	t.Helper()
+	p, err := detect.Run(context.Background(), os.DirFS(dir), detect.Options{}, builtin.Providers(), "")
+	if err != nil {
+		t.Fatalf("detect.Run() = %v", err)
+	}
+	return p
+}
+
+type buildOut struct {
+	res    build.Result
+	report *build.Report
+	log    string
+}
+
+func doBuild(t *testing.T, dir, cache string, opts build.Options) buildOut {
+	t.Helper()
+	testutil.NeedTool(t, "go", "install Go")
+	store, err := layers.NewStore(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	opts.Store, opts.Log, opts.Version = store, &log, "test"
+	if opts.Platforms == nil {
+		opts.Platforms = []v1.Platform{amd64}
+	}
+	res, rep, err := build.Build(context.Background(), dir, planFor(t, dir), opts)
+	if err != nil {
+		t.Fatalf("Build() = %v\nlog:\n%s", err, log.String())
+	}
+	return buildOut{res, rep, log.String()}
+}
+
+func digest(t *testing.T, r interface{ Digest() (v1.Hash, error) }) string {
+	t.Helper()
+	d, err := r.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+func layerDigests(t *testing.T, img v1.Image) []string {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, digest(t, l))
+	}
+	return out
+}
+
+func TestReproducibleAcrossDirectoriesAndMtimes(t *testing.T) {
+	a := testutil.CopyFixture(t, "go-server")
+	b := testutil.CopyFixture(t, "go-server")
+	// Different mtimes on every file of the second copy.
+	filepath.Walk(b, func(p string, _ os.FileInfo, _ error) error {
+		return os.Chtimes(p, time.Now(), time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC))
+	})
+	created := time.Unix(1700000000, 0).UTC()
+	// Separate caches, so the second build really runs go build again.
+	ra := doBuild(t, a, t.TempDir(), build.Options{Created: created})
+	rb := doBuild(t, b, t.TempDir(), build.Options{Created: created})
+	if ra.report.StepsRun != 1 || rb.report.StepsRun != 1 {
+		t.Fatalf("steps run = %d, %d; want both builds to run the build step", ra.report.StepsRun, rb.report.StepsRun)
+	}
+	if da, db := digest(t, ra.res), digest(t, rb.res); da != db {
+		t.Errorf("manifest digests differ between copies: %s vs %s", da, db)
+	}
+	img := ra.res.(v1.Image)
+	if err := validate.Image(img); err != nil {
+		t.Errorf("validate.Image() = %v", err)
+	}
+
+	t.Run("another SOURCE_DATE_EPOCH", func(t *testing.T) {
+		rc := doBuild(t, a, t.TempDir(), build.Options{Created: created.Add(time.Hour)})
+		imgC := rc.res.(v1.Image)
+		if got, want := strings.Join(layerDigests(t, imgC), ","), strings.Join(layerDigests(t, img), ","); got != want {
+			t.Errorf("layer digests moved with the creation time:\n%s\n%s", got, want)
+		}
+		ca, _ := img.ConfigName()
+		cc, _ := imgC.ConfigName()
+		if ca == cc {
+			t.Errorf("config digest %s did not change with the creation time", ca)
+		}
+		cfg, _ := imgC.ConfigFile()
+		if !cfg.Created.Time.Equal(created.Add(time.Hour)) {
+			t.Errorf("created = %v", cfg.Created)
+		}
+	})
+}
+
+func TestImageConfig(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-server")
+	out := doBuild(t, dir, t.TempDir(), build.Options{Created: time.Unix(0, 0), Labels: map[string]string{"org.opencontainers.image.revision": "abc"}})
+	img := out.res.(v1.Image)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Config
+	if c.User != "65532:65532" || c.WorkingDir != "/app" || strings.Join(c.Entrypoint, " ") != "/app/hello-server" {
+		t.Errorf("user %q workdir %q entrypoint %q", c.User, c.WorkingDir, c.Entrypoint)
+	}
+	if _, ok := c.ExposedPorts["8080/tcp"]; !ok {
+		t.Errorf("exposed ports = %v", c.ExposedPorts)
+	}
+	wantEnv := []string{"HOME=/home/nonroot", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PORT=8080"}
+	if strings.Join(c.Env, " ") != strings.Join(wantEnv, " ") {
+		t.Errorf("env = %q, want %q (sorted)", c.Env, wantEnv)
+	}
+	if c.Labels["org.opencontainers.image.revision"] != "abc" {
+		t.Errorf("labels = %v", c.Labels)
+	}
+	m, _ := img.Manifest()
+	if m.MediaType != "application/vnd.oci.image.manifest.v1+json" || m.Config.MediaType != "application/vnd.oci.image.config.v1+json" {
+		t.Errorf("media types %s / %s, want OCI", m.MediaType, m.Config.MediaType)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar+gzip" {
+			t.Errorf("layer media type %s", l.MediaType)
+		}
+	}
+	files := imageFiles(t, img)
+	for name, want := range map[string]string{
+		"etc/passwd":                        "nonroot:x:65532:65532:",
+		"etc/group":                         "nonroot:x:65532:",
+		"etc/ssl/certs/ca-certificates.crt": "-----BEGIN CERTIFICATE-----",
+		"app/templates/index.html":          "{{.Greeting}}",
+	} {
+		if !strings.Contains(string(files[name].data), want) {
+			t.Errorf("/%s does not contain %q", name, want)
+		}
+	}
+	if h := files["app/hello-server"].hdr; h == nil || h.Mode != 0o755 || h.Uid != 0 {
+		t.Errorf("binary header = %+v, want root-owned 0755", h)
+	}
+	if h := files["tmp/"].hdr; h == nil || h.Mode != 0o1777 {
+		t.Errorf("/tmp header = %+v", h)
+	}
+	if h := files["home/nonroot/"].hdr; h == nil || h.Uid != 65532 {
+		t.Errorf("/home/nonroot header = %+v", h)
+	}
+	if _, ok := files["app/README.md"]; ok {
+		t.Errorf(".dockerignore'd README.md is in the image")
+	}
+}
+
+type file struct {
+	hdr  *tar.Header
+	data []byte
+}
+
+func imageFiles(t *testing.T, img v1.Image) map[string]file {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]file{}
+	for _, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(tr)
+			out[h.Name] = file{h, b}
+		}
+		rc.Close()
+	}
+	return out
+}
+
+func TestRebuilds(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-server")
+	cache := t.TempDir()
+	first := doBuild(t, dir, cache, build.Options{})
+	same := doBuild(t, dir, cache, build.Options{})
+	if same.report.StepsRun != 0 || same.report.StepsCached != 1 || !strings.Contains(same.log, "inputs unchanged, skipped") {
+		t.Errorf("no-change rebuild ran %d steps (cached %d); log:\n%s", same.report.StepsRun, same.report.StepsCached, same.log)
+	}
+	if digest(t, same.res) != digest(t, first.res) {
+		t.Errorf("no-change rebuild changed the digest")
+	}
+
+	main := filepath.Join(dir, "main.go")
+	src, _ := os.ReadFile(main)
+	os.WriteFile(main, bytes.Replace(src, []byte("hello from packer"), []byte("hello again"), 1), 0o644)
+	changed := doBuild(t, dir, cache, build.Options{})
+	if changed.report.StepsRun != 1 {
+		t.Errorf("after editing main.go the build step ran %d times", changed.report.StepsRun)
+	}
+	before, after := layerDigests(t, first.res.(v1.Image)), layerDigests(t, changed.res.(v1.Image))
+	if len(before) != 3 || len(after) != 3 {
+		t.Fatalf("layers = %d, %d; want base, files, app", len(before), len(after))
+	}
+	if before[0] != after[0] || before[1] != after[1] {
+		t.Errorf("base or files layer changed after a .go edit")
+	}
+	if before[2] == after[2] {
+		t.Errorf("app layer did not change after a .go edit")
+	}
+}
+
+func TestMultiPlatformIndex(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-server")
+	arm64 := v1.Platform{OS: "linux", Architecture: "arm64"}
+	out := doBuild(t, dir, t.TempDir(), build.Options{Platforms: []v1.Platform{amd64, arm64}})
+	idx, ok := out.res.(v1.ImageIndex)
+	if !ok {
+		t.Fatalf("result is %T, want an index", out.res)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("validate.Index() = %v", err)
+	}
+	im, _ := idx.IndexManifest()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	if len(im.Manifests) != 2 {
+		t.Fatalf("index has %d manifests", len(im.Manifests))
+	}
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := img.ConfigFile()
+		if cfg.Architecture != d.Platform.Architecture {
+			t.Errorf("config arch %s under index platform %s", cfg.Architecture, d.Platform)
+		}
+		bin := imageFiles(t, img)["app/hello-server"].data
+		f, err := elf.NewFile(bytes.NewReader(bin))
+		if err != nil {
+			t.Fatalf("%s binary is not ELF: %v", d.Platform, err)
+		}
+		if f.Machine != want[d.Platform.Architecture] {
+			t.Errorf("%s binary machine = %v, want %v", d.Platform, f.Machine, want[d.Platform.Architecture])
+		}
+	}
+}
+
+func TestStepFailure(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-server")
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\nfunc main() { undefined() }\n"), 0o644)
+	testutil.NeedTool(t, "go", "install Go")
+	store, _ := layers.NewStore(t.TempDir())
+	var log bytes.Buffer
+	_, _, err := build.Build(context.Background(), dir, planFor(t, dir), build.Options{Platforms: []v1.Platform{amd64}, Store: store, Log: &log})
+	if err == nil || !strings.Contains(err.Error(), "step build failed") {
+		t.Fatalf("Build() = %v", err)
+	}
+	if !strings.Contains(log.String(), "undefined: undefined") {
+		t.Errorf("compiler output missing from the log:\n%s", log.String())
+	}
+	// The user's directory is untouched: no output dir appeared in it.
+	if _, err := os.Stat(filepath.Join(dir, ".packer-out")); err == nil {
+		t.Errorf("the build wrote into the user's directory")
+	}
+}

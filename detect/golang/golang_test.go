@@ -1,0 +1,95 @@
+package golang_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/detect/builtin"
+	"github.com/packer-build/packer/detect/golang"
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+func TestGoldenPlans(t *testing.T) {
+	for _, tc := range []struct {
+		fixture string
+		target  string
+	}{
+		{fixture: "go-server"},
+		{fixture: "go-multi-cmd"},
+		{fixture: "go-vendored"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			dir := testutil.Fixture(t, tc.fixture)
+			p, err := detect.Run(context.Background(), os.DirFS(dir), detect.Options{Target: tc.target}, builtin.Providers(), "")
+			if err != nil {
+				t.Fatalf("detect.Run() = %v", err)
+			}
+			b, err := p.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Golden(t, filepath.Join(filepath.Dir(dir), tc.fixture+".plan.json"), b)
+		})
+	}
+}
+
+func TestPlanChoices(t *testing.T) {
+	main := &fstest.MapFile{Data: []byte("package main\nfunc main() {}\n")}
+	lib := &fstest.MapFile{Data: []byte("package lib\n")}
+	mod := func(m string) *fstest.MapFile { return &fstest.MapFile{Data: []byte("module " + m + "\n\ngo 1.22\n")} }
+	for _, tc := range []struct {
+		description string
+		fs          fstest.MapFS
+		target      string
+		wantEntry   string
+		wantErr     string
+	}{
+		{"root main", fstest.MapFS{"go.mod": mod("example.com/app"), "main.go": main}, "", "/app/app", ""},
+		{"major version suffix", fstest.MapFS{"go.mod": mod("example.com/app/v3"), "main.go": main}, "", "/app/app", ""},
+		{"single cmd", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/api/main.go": main, "lib.go": lib}, "", "/app/api", ""},
+		{"named like module", fstest.MapFS{"go.mod": mod("example.com/api"), "cmd/api/main.go": main, "cmd/tool/main.go": main}, "", "/app/api", ""},
+		{"ambiguous", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "", "", "several main packages and none is named like the module (x): ./cmd/a, ./cmd/b; choose one with --target"},
+		{"target", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "./cmd/b", "/app/b", ""},
+		{"target not main", fstest.MapFS{"go.mod": mod("example.com/x"), "lib/lib.go": lib}, "./lib", "", "--target \"./lib\" is not a main package"},
+		{"target outside", fstest.MapFS{"go.mod": mod("example.com/x")}, "../other", "", "must be a directory inside the module"},
+		{"no main", fstest.MapFS{"go.mod": mod("example.com/x"), "lib.go": lib}, "", "", "no main package in this module"},
+		{"test files only", fstest.MapFS{"go.mod": mod("example.com/x"), "main_test.go": main}, "", "", "no main package"},
+		{"no module line", fstest.MapFS{"go.mod": &fstest.MapFile{Data: []byte("go 1.22\n")}, "main.go": main}, "", "", "go.mod has no module line"},
+		{"broken go.mod", fstest.MapFS{"go.mod": &fstest.MapFile{Data: []byte("module (\n")}, "main.go": main}, "", "", "parsing go.mod"},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			p, err := golang.Provider{}.Plan(context.Background(), tc.fs, detect.Options{Target: tc.target})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Plan() error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Plan() = %v", err)
+			}
+			if got := p.Entrypoint[0]; got != tc.wantEntry {
+				t.Errorf("entrypoint = %q, want %q", got, tc.wantEntry)
+			}
+			if err := p.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+		})
+	}
+}
+
+func TestNoProvider(t *testing.T) {
+	_, err := detect.Run(context.Background(), fstest.MapFS{"README.md": {}}, detect.Options{}, builtin.Providers(), "")
+	if err == nil || !strings.Contains(err.Error(), "looked for go.mod (Go)") {
+		t.Fatalf("detect.Run() = %v", err)
+	}
+	_, err = detect.Run(context.Background(), fstest.MapFS{}, detect.Options{}, builtin.Providers(), "cobol")
+	if err == nil || !strings.Contains(err.Error(), `unknown provider "cobol"`) {
+		t.Fatalf("detect.Run(force cobol) = %v", err)
+	}
+}

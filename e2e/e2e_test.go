@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+func cacheEnv(t *testing.T) []string {
+	// A private packer cache; Go's own build cache stays the machine's
+	// (it too lives under XDG_CACHE_HOME by default).
+	return []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + goCache, "SOURCE_DATE_EPOCH=1700000000"}
+}
+
+// TestPushToRegistryProcess pushes to a real registry server, reads the
+// image with skopeo and pulls it back.
+func TestPushToRegistryProcess(t *testing.T) {
+	host := startRegistry(t, "")
+	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
+	dir := fixture(t, "go-server")
+	ref := host + "/team/hello:v1"
+	out := mustPacker(t, cacheEnv(t), "build", "--push", "-t", ref, "-t", host+"/team/hello:latest", dir)
+	if !strings.HasPrefix(out, host+"/team/hello@sha256:") {
+		t.Fatalf("stdout = %q, want the pushed digest reference", out)
+	}
+	digest := strings.TrimPrefix(out, host+"/team/hello@")
+
+	var info struct {
+		Digest       string
+		Architecture string
+		Os           string
+		Labels       map[string]string
+	}
+	raw := run(t, skopeo, "inspect", "--tls-verify=false", "docker://"+ref)
+	if err := json.Unmarshal([]byte(raw), &info); err != nil {
+		t.Fatalf("skopeo inspect output: %v\n%s", err, raw)
+	}
+	if info.Digest != digest || info.Os != "linux" || info.Architecture == "" {
+		t.Errorf("skopeo inspect = %+v, want digest %s", info, digest)
+	}
+
+	r, _ := name.ParseReference(host+"/team/hello:latest", name.Insecure)
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatalf("pulling back: %v", err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("validate.Image() = %v", err)
+	}
+	if d, _ := img.Digest(); d.String() != digest {
+		t.Errorf("latest → %s, want %s", d, digest)
+	}
+
+	t.Run("multi-platform index", func(t *testing.T) {
+		ref := host + "/team/multi:v1"
+		out := mustPacker(t, cacheEnv(t), "build", "--push", "--platform", "linux/amd64,linux/arm64", "-t", ref, dir)
+		raw := run(t, skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+ref)
+		var idx v1.IndexManifest
+		if err := json.Unmarshal([]byte(raw), &idx); err != nil {
+			t.Fatal(err)
+		}
+		if len(idx.Manifests) != 2 || idx.MediaType != "application/vnd.oci.image.index.v1+json" {
+			t.Errorf("pushed %s: %s", out, raw)
+		}
+	})
+}
+
+// TestLayoutRunsUnderRunc builds to an OCI layout, reads it with skopeo,
+// unpacks it with umoci and runs it with runc: GET / answers 200 from a
+// process running as uid 65532.
+func TestLayoutRunsUnderRunc(t *testing.T) {
+	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
+	umoci := needTool(t, "umoci", "apt-get install umoci")
+	runc := needTool(t, "runc", "apt-get install runc")
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: runc needs root here; this end-to-end check did not run")
+	}
+	dir := fixture(t, "go-server")
+	out := filepath.Join(t.TempDir(), "layout")
+	digest := mustPacker(t, cacheEnv(t), "build", "-o", "oci:"+out, "-t", "hello:v1", dir)
+
+	var info struct{ Digest string }
+	json.Unmarshal([]byte(run(t, skopeo, "inspect", "oci:"+out+":v1")), &info)
+	if info.Digest != digest {
+		t.Errorf("skopeo sees %s in the layout, packer printed %s", info.Digest, digest)
+	}
+
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, umoci, "unpack", "--image", out+":v1", bundle)
+	port := freePort(t)
+	cfgPath := filepath.Join(bundle, "config.json")
+	var spec map[string]any
+	b, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["env"] = append(proc["env"].([]any), fmt.Sprintf("PORT=%d", port))
+	linux := spec["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n)
+		}
+	}
+	linux["namespaces"] = ns
+	b, _ = json.Marshal(spec)
+	os.WriteFile(cfgPath, b, 0o644)
+
+	id := fmt.Sprintf("packer-e2e-%d", time.Now().UnixNano())
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "container.log"))
+	defer logf.Close()
+	cmd := exec.Command(runc, "run", "-d", "--bundle", bundle, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
+	if err := cmd.Run(); err != nil {
+		lb, _ := os.ReadFile(logf.Name())
+		t.Fatalf("runc run: %v\n%s", err, lb)
+	}
+	t.Cleanup(func() {
+		exec.Command(runc, "kill", id, "KILL").Run()
+		time.Sleep(200 * time.Millisecond)
+		exec.Command(runc, "delete", "--force", id).Run()
+	})
+
+	var body string
+	var status int
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err == nil {
+			bb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body, status = string(bb), resp.StatusCode
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != http.StatusOK {
+		lb, _ := os.ReadFile(logf.Name())
+		t.Fatalf("GET / = %d %q; container log:\n%s", status, body, lb)
+	}
+	if !strings.Contains(body, "hello from packer (uid 65532)") {
+		t.Errorf("body = %q, want the app to report uid 65532", body)
+	}
+	// The kernel's view of the process, not the app's word for it.
+	var pids []int
+	json.Unmarshal([]byte(run(t, runc, "ps", "--format", "json", id)), &pids)
+	if len(pids) == 0 {
+		t.Fatalf("runc ps found no process")
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if strings.HasPrefix(line, "Uid:") {
+			f := strings.Fields(line)
+			if f[1] != "65532" || f[2] != "65532" {
+				t.Errorf("process %s, want uid 65532", line)
+			}
+		}
+	}
+}
+
+// TestTarballOutput writes a docker-archive and reads it with skopeo and
+// go-containerregistry's tarball reader (no docker daemon here).
+func TestTarballOutput(t *testing.T) {
+	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
+	dir := fixture(t, "go-server")
+	file := filepath.Join(t.TempDir(), "hello.tar")
+	mustPacker(t, cacheEnv(t), "build", "-o", "tar:"+file, "-t", "hello:v1", dir)
+	var info struct {
+		RepoTags []string
+		Layers   []string
+	}
+	json.Unmarshal([]byte(run(t, skopeo, "inspect", "docker-archive:"+file)), &info)
+	if len(info.Layers) != 3 {
+		t.Errorf("skopeo inspect docker-archive: %+v, want 3 layers", info)
+	}
+	tag, _ := name.NewTag("hello:v1")
+	img, err := tarball.ImageFromPath(file, &tag)
+	if err != nil {
+		t.Fatalf("tarball.ImageFromPath: %v", err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("validate.Image() = %v", err)
+	}
+}
+
+// TestDefaultOutputAndPlan covers the README's main job: `packer build DIR`
+// with no output flags writes DIR/.packer/oci and prints the digest, and
+// building twice gives the same digest, with the step skipped.
+func TestDefaultOutputAndPlan(t *testing.T) {
+	dir := fixture(t, "go-server")
+	env := cacheEnv(t)
+	d1 := mustPacker(t, env, "build", dir)
+	if !strings.HasPrefix(d1, "sha256:") || strings.Contains(d1, "\n") {
+		t.Fatalf("stdout = %q, want one digest", d1)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".packer", "oci", "index.json")); err != nil {
+		t.Fatalf("default OCI layout missing: %v", err)
+	}
+	r := packer(t, env, "build", dir)
+	if r.err != nil || strings.TrimSpace(r.stdout) != d1 {
+		t.Fatalf("rebuild = %q, %v", r.stdout, r.err)
+	}
+	if !strings.Contains(r.stderr, "inputs unchanged, skipped") {
+		t.Errorf("rebuild log does not say the step was skipped:\n%s", r.stderr)
+	}
+	q := packer(t, env, "build", "-q", dir)
+	if q.stderr != "" {
+		t.Errorf("-q still logged: %q", q.stderr)
+	}
+	planJSON := mustPacker(t, nil, "plan", "--json", dir)
+	var p map[string]any
+	if err := json.Unmarshal([]byte(planJSON), &p); err != nil || p["provider"] != "golang" {
+		t.Errorf("plan --json = %v, %v", p, err)
+	}
+	if v := mustPacker(t, nil, "version"); !strings.HasPrefix(v, "packer ") {
+		t.Errorf("version = %q", v)
+	}
+}
+
+// TestBadInput: each mistake gives a one-line error naming cause and fix,
+// a non-zero exit, and leaves no image, tag or layout behind.
+func TestBadInput(t *testing.T) {
+	host := startRegistry(t, "")
+	empty := t.TempDir()
+	os.WriteFile(filepath.Join(empty, "notes.txt"), []byte("no app"), 0o644)
+
+	escaping := fixture(t, "go-server")
+	os.Symlink("../../../etc/passwd", filepath.Join(escaping, "templates", "leak"))
+
+	for _, tc := range []struct {
+		description string
+		args        []string
+		dir         string
+		want        string
+	}{
+		{"no recognisable app", nil, empty, "no supported app found: looked for go.mod (Go)"},
+		{"symlink escaping the context", nil, escaping, `symlink points outside the build context: "templates/leak"`},
+		{"invalid platform", []string{"--platform", "linux/amd65"}, "", `unknown architecture "amd65"`},
+		{"invalid platform syntax", []string{"--platform", "linux"}, "", "want OS/ARCH[/VARIANT]"},
+		{"invalid tag", []string{"-t", "Hello World:v1"}, "", `invalid tag "Hello World:v1"`},
+		{"missing base layout", []string{"--base", "oci:/nonexistent/layout"}, "", "is not an OCI layout"},
+		{"missing base image", []string{"--base", host + "/nope/base:1"}, "", "not found on " + host},
+		{"unreachable registry", []string{"--push", "-t", "127.0.0.1:1/x/y:z"}, "", "cannot reach registry 127.0.0.1:1"},
+		{"push without tag", []string{"--push"}, "", "--push needs at least one -t"},
+		{"bad output", []string{"-o", "zip:out"}, "", `invalid --output "zip:out"`},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			dir := tc.dir
+			if dir == "" {
+				dir = fixture(t, "go-server")
+			}
+			out := filepath.Join(t.TempDir(), "layout")
+			args := append([]string{"build", dir}, tc.args...)
+			if !contains(tc.args, "--push") && !contains(tc.args, "-o") {
+				args = append(args, "-o", "oci:"+out)
+			}
+			r := packer(t, cacheEnv(t), args...)
+			if r.err == nil {
+				t.Fatalf("packer %v succeeded, want an error", args)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "packer: error: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last stderr line = %q, want an error containing %q", last, tc.want)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			for _, p := range []string{out, filepath.Join(dir, ".packer")} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s was left behind", p)
+				}
+			}
+		})
+	}
+	// Nothing was tagged on the registry by any of the above.
+	resp, err := http.Get("http://" + host + "/v2/_catalog")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "x/y") {
+			t.Errorf("registry catalog after failures: %s", b)
+		}
+	}
+}
+
+// TestUnreadableFile runs packer as an unprivileged user (root reads any
+// file) on a context with a file that user cannot read.
+func TestUnreadableFile(t *testing.T) {
+	asUser := os.Geteuid() == 0
+	base, err := os.MkdirTemp("", "packer-e2e-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o777)
+	ctx := filepath.Join(base, "app")
+	run(t, "cp", "-a", fixture(t, "go-server"), ctx)
+	run(t, "chmod", "-R", "a+rX", ctx)
+	secret := filepath.Join(ctx, "private.key")
+	os.WriteFile(secret, []byte("k"), 0o600)
+	cache := filepath.Join(base, "cache")
+	os.Mkdir(cache, 0o777)
+	os.Chmod(cache, 0o777)
+
+	args := []string{"build", ctx, "--cache-dir", cache, "-o", "oci:" + filepath.Join(base, "out")}
+	cmd := exec.Command(packerBin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+base, "GOCACHE="+filepath.Join(base, "gocache"), "GOPATH="+filepath.Join(base, "gopath"))
+	if asUser {
+		os.Chown(secret, 0, 0)
+		cmd.SysProcAttr = sysProcAsNobody()
+	}
+	outb, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("build with an unreadable file succeeded:\n%s", outb)
+	}
+	if !strings.Contains(string(outb), `cannot read "private.key" in the build context: permission denied; make it readable or add it to .dockerignore`) {
+		t.Errorf("output:\n%s", outb)
+	}
+	if _, err := os.Stat(filepath.Join(base, "out")); err == nil {
+		t.Errorf("a layout was left behind")
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

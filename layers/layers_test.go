@@ -1,0 +1,230 @@
+package layers
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+func write(t *testing.T, root, rel, data string, mode os.FileMode) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type entry struct {
+	Name     string
+	Mode     int64
+	Uid, Gid int
+	Type     byte
+	Link     string
+	Body     string
+	ModTime  int64
+	PAX      int
+}
+
+func readTar(t *testing.T, r io.Reader) []entry {
+	t.Helper()
+	var out []entry
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		out = append(out, entry{h.Name, h.Mode, h.Uid, h.Gid, h.Typeflag, h.Linkname, string(b), h.ModTime.Unix(), len(h.PAXRecords)})
+	}
+}
+
+func TestWriteTarNormalises(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "b/run.sh", "#!/bin/sh\n", 0o700)
+	write(t, root, "a.txt", "a", 0o600)
+	write(t, root, "b/c/d.txt", "d", 0o666)
+	if err := os.Symlink("c/d.txt", filepath.Join(root, "b/link")); err != nil {
+		t.Fatal(err)
+	}
+	files, err := Collect(root, nil, nil)
+	if err != nil {
+		t.Fatalf("Collect() = %v", err)
+	}
+	var buf bytes.Buffer
+	if err := WriteTar(&buf, files, Spec{Dest: "/app", UID: 10, GID: 20}); err != nil {
+		t.Fatalf("WriteTar() = %v", err)
+	}
+	got := readTar(t, &buf)
+	want := []entry{
+		{Name: "app/", Mode: 0o755, Type: tar.TypeDir},
+		{Name: "app/a.txt", Mode: 0o644, Uid: 10, Gid: 20, Type: tar.TypeReg, Body: "a"},
+		{Name: "app/b/", Mode: 0o755, Uid: 10, Gid: 20, Type: tar.TypeDir},
+		{Name: "app/b/c/", Mode: 0o755, Uid: 10, Gid: 20, Type: tar.TypeDir},
+		{Name: "app/b/c/d.txt", Mode: 0o644, Uid: 10, Gid: 20, Type: tar.TypeReg, Body: "d"},
+		{Name: "app/b/link", Mode: 0o777, Uid: 10, Gid: 20, Type: tar.TypeSymlink, Link: "c/d.txt"},
+		{Name: "app/b/run.sh", Mode: 0o755, Uid: 10, Gid: 20, Type: tar.TypeReg, Body: "#!/bin/sh\n"},
+	}
+	for i := range want {
+		want[i].ModTime = ModTime.Unix()
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tar entries:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLayerDigestIgnoresMtimesAndPlace(t *testing.T) {
+	mk := func(mtime time.Time) string {
+		root := filepath.Join(t.TempDir(), "somewhere", "else")
+		write(t, root, "main.go", "package main", 0o644)
+		write(t, root, "templates/x.html", "<p>", 0o640)
+		for _, p := range []string{"main.go", "templates/x.html", "templates", "."} {
+			os.Chtimes(filepath.Join(root, p), mtime, mtime)
+		}
+		s, err := NewStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := Collect(root, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, hit, err := s.FromFiles(files, Spec{Dest: "/app"})
+		if err != nil || hit {
+			t.Fatalf("FromFiles() = %v, hit %v", err, hit)
+		}
+		if err := validate.Layer(l); err != nil {
+			t.Fatalf("validate.Layer() = %v", err)
+		}
+		return l.Desc.Digest.String()
+	}
+	a := mk(time.Unix(1000, 0))
+	b := mk(time.Now())
+	if a != b {
+		t.Errorf("digests differ with mtimes and directories: %s vs %s", a, b)
+	}
+}
+
+func TestStoreReusesByContent(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "f", "one", 0o644)
+	s, _ := NewStore(t.TempDir())
+	files, _ := Collect(root, nil, nil)
+	l1, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	if err != nil || hit {
+		t.Fatalf("first FromFiles() = %v, hit %v", err, hit)
+	}
+	l2, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	if err != nil || !hit || l2.Desc != l1.Desc {
+		t.Fatalf("second FromFiles() = %v, hit %v, %v vs %v", err, hit, l2.Desc, l1.Desc)
+	}
+	write(t, root, "f", "two", 0o644)
+	files, _ = Collect(root, nil, nil)
+	l3, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	if err != nil || hit || l3.Desc.Digest == l1.Desc.Digest {
+		t.Fatalf("changed FromFiles() = %v, hit %v, same digest %v", err, hit, l3.Desc.Digest == l1.Desc.Digest)
+	}
+	// A removed blob is a miss, not a broken layer.
+	os.Remove(s.blobPath(l3.Desc.Digest))
+	if _, hit, err := s.FromFiles(files, Spec{Dest: "/x"}); err != nil || hit {
+		t.Fatalf("FromFiles() after blob removal = %v, hit %v", err, hit)
+	}
+}
+
+func TestDockerignore(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"main.go", "docs/a.md", "docs/keep.md", "logs/x.log", ".env", ".env.local", ".git/HEAD", "sub/.env", "README.md", ".packer/oci/index.json", ".env.example"} {
+		write(t, root, f, "x", 0o644)
+	}
+	write(t, root, ".dockerignore", "# comment\n*.md\ndocs\n!docs/keep.md\nlogs/\n!.env.example\n", 0o644)
+	ig, err := LoadIgnore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Collect(root, ig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Rel)
+	}
+	// Docker semantics: .env only at the root (patterns are anchored),
+	// `!` re-includes inside an excluded directory, later patterns win.
+	want := []string{".dockerignore", ".env.example", "docs/keep.md", "main.go", "sub", "sub/.env"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Collect() = %q, want %q", got, want)
+	}
+}
+
+func TestSymlinks(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "a/f", "x", 0o644)
+	os.Symlink("../a/f", filepath.Join(root, "a/up"))
+	os.Symlink(filepath.Join(root, "a", "f"), filepath.Join(root, "abs-inside"))
+	files, err := Collect(root, nil, nil)
+	if err != nil {
+		t.Fatalf("Collect() = %v", err)
+	}
+	links := map[string]string{}
+	for _, f := range files {
+		if f.Link != "" {
+			links[f.Rel] = f.Link
+		}
+	}
+	if links["abs-inside"] != "a/f" || links["a/up"] != "../a/f" {
+		t.Errorf("links = %v", links)
+	}
+
+	for _, target := range []string{"../../etc/passwd", "/etc/passwd"} {
+		bad := t.TempDir()
+		write(t, bad, "ok", "x", 0o644)
+		os.Symlink(target, filepath.Join(bad, "escape"))
+		_, err := Collect(bad, nil, nil)
+		if !errors.Is(err, ErrEscapingSymlink) {
+			t.Errorf("Collect() with link to %s = %v, want ErrEscapingSymlink", target, err)
+		}
+	}
+}
+
+func TestUnreadableFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file; the CLI end-to-end test covers this as an unprivileged user")
+	}
+	root := t.TempDir()
+	write(t, root, "secret", "x", 0o000)
+	_, err := Collect(root, nil, nil)
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("permission denied")) {
+		t.Errorf("Collect() = %v, want a permission error", err)
+	}
+}
+
+func TestParseOwner(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		uid, gid int
+		ok       bool
+	}{{"", 0, 0, true}, {"65532:65532", 65532, 65532, true}, {"10", 10, 10, true}, {"app:app", 0, 0, false}, {"-1:0", 0, 0, false}} {
+		u, g, err := ParseOwner(tc.in)
+		if (err == nil) != tc.ok || u != tc.uid || g != tc.gid {
+			t.Errorf("ParseOwner(%q) = %d, %d, %v", tc.in, u, g, err)
+		}
+	}
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the external tools packer's end-to-end tests use, when missing:
+# a registry server process, skopeo, umoci and runc (Debian packages).
+# Without root (and without sudo) it says what is missing and exits 0, so the
+# tests that need those tools skip with a message; under CI=true they fail.
+set -euo pipefail
+
+declare -A pkg=([docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc [git]=git)
+missing=()
+for tool in "${!pkg[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo -n"
+  else
+    echo "test-deps: missing ${missing[*]}; install them with apt-get (needs root). Tests that need them will skip." >&2
+    exit 0
+  fi
+fi
+echo "test-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
