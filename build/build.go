@@ -361,35 +361,45 @@ func sortedKV(m map[string]string) []string {
 // base resolves the plan's base for one platform.
 func (b *builder) base(ctx context.Context, pl v1.Platform) (v1.Image, *BaseInfo, error) {
 	switch b.plan.Base {
-	case plan.BaseScratch, plan.BaseStatic:
-		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		cfg := &v1.ConfigFile{
-			OS: pl.OS, Architecture: pl.Architecture, Variant: pl.Variant,
-			RootFS: v1.RootFS{Type: "layers"},
-			Config: v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
-		}
-		img, err := mutate.ConfigFile(img, cfg)
-		if err != nil {
-			return nil, nil, err
-		}
-		if b.plan.Base == plan.BaseScratch {
-			return img, nil, nil
-		}
-		l, err := b.opts.Store.FromEntries(staticBaseEntries())
-		if err != nil {
-			return nil, nil, fmt.Errorf("writing the static base layer: %w", err)
-		}
-		img, err = mutate.Append(img, mutate.Addendum{
-			Layer: l, MediaType: types.OCILayer,
-			History: v1.History{Created: v1.Time{Time: b.opts.Created}, CreatedBy: "packer: static base (passwd, group, CA roots, /tmp)"},
-		})
+	case plan.BaseScratch:
+		img, err := emptyImage(pl)
+		return img, nil, err
+	case plan.BaseStatic:
+		img, err := StaticBase(b.opts.Store, b.opts.Created, pl)
 		return img, nil, err
 	}
 	if b.opts.Resolve == nil {
 		return nil, nil, fmt.Errorf("base %q needs a registry resolver", b.plan.Base)
 	}
 	return b.opts.Resolve(ctx, b.plan.Base, pl)
+}
+
+func emptyImage(pl v1.Platform) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	return mutate.ConfigFile(img, &v1.ConfigFile{
+		OS: pl.OS, Architecture: pl.Architecture, Variant: pl.Variant,
+		RootFS: v1.RootFS{Type: "layers"},
+		Config: v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+	})
+}
+
+// StaticBase returns packer's builtin static base for one platform: one
+// layer with /etc/passwd, /etc/group, /home/nonroot, /tmp and Mozilla's CA
+// roots, built without any network.
+func StaticBase(store *layers.Store, created time.Time, pl v1.Platform) (v1.Image, error) {
+	img, err := emptyImage(pl)
+	if err != nil {
+		return nil, err
+	}
+	l, err := store.FromEntries(staticBaseEntries())
+	if err != nil {
+		return nil, fmt.Errorf("writing the static base layer: %w", err)
+	}
+	return mutate.Append(img, mutate.Addendum{
+		Layer: l, MediaType: types.OCILayer,
+		History: v1.History{Created: v1.Time{Time: created}, CreatedBy: "packer: static base (passwd, group, CA roots, /tmp)"},
+	})
 }
 
 // runStep returns the layers taken from step s for platform pl, running
