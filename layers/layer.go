@@ -137,8 +137,11 @@ func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Two stages on two goroutines: tar + diffID here, gzip + digest +
+	// file write in pipeline(); chunks are handed over through a small
+	// bounded queue, so memory stays constant whatever the layer size.
 	diff := sha256.New()
-	if err := write(io.MultiWriter(zw, diff)); err != nil {
+	if err := pipeline(zw, func(w io.Writer) error { return write(io.MultiWriter(w, diff)) }); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
