@@ -296,3 +296,46 @@ func TestStepFailure(t *testing.T) {
 		t.Errorf("the build wrote into the user's directory")
 	}
 }
+
+func TestConcurrentBuildsShareCache(t *testing.T) {
+	testutil.NeedTool(t, "go", "install Go")
+	dir := testutil.CopyFixture(t, "go-server")
+	cache := t.TempDir()
+	p := planFor(t, dir)
+	type out struct {
+		d   string
+		err error
+	}
+	results := make(chan out, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			store, err := layers.NewStore(cache)
+			if err != nil {
+				results <- out{err: err}
+				return
+			}
+			res, _, err := build.Build(context.Background(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Version: "test"})
+			if err != nil {
+				results <- out{err: err}
+				return
+			}
+			d, err := res.Digest()
+			results <- out{d.String(), err}
+		}()
+	}
+	var digests []string
+	for i := 0; i < 3; i++ {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("concurrent Build() = %v", r.err)
+		}
+		digests = append(digests, r.d)
+	}
+	if digests[0] != digests[1] || digests[1] != digests[2] {
+		t.Errorf("concurrent builds gave different digests: %v", digests)
+	}
+	// Nothing half-written is left in the store.
+	if ents, _ := os.ReadDir(filepath.Join(cache, "tmp")); len(ents) != 0 {
+		t.Errorf("%d temp files left in the cache", len(ents))
+	}
+}
