@@ -62,8 +62,9 @@ type Options struct {
 	Resolve BaseResolver
 	// Labels are added to the image config (after the plan's).
 	Labels map[string]string
-	// StepEnv is added to every step's environment (build args).
-	StepEnv map[string]string
+	// SecretEnv is added to every step's environment at run time only: it
+	// is not part of any cache key and never written anywhere (secrets).
+	SecretEnv map[string]string
 	// Version of packer, part of every step cache key.
 	Version string
 	// Log receives progress lines and step output; nil discards them.
@@ -109,7 +110,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 	if opts.Store == nil {
 		return nil, nil, fmt.Errorf("no layer store")
 	}
-	ig, err := layers.LoadIgnore(dir, p.Exclude...)
+	ig, err := layers.LoadIgnore(dir, p.Exclude, p.Context)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -252,15 +253,50 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	if err != nil {
 		return nil, err
 	}
-	if info != nil {
-		img = mutate.Annotations(img, map[string]string{
-			"org.opencontainers.image.base.name":   info.Name,
-			"org.opencontainers.image.base.digest": info.Digest.String(),
-		}).(v1.Image)
+	if ann := b.annotations(info); len(ann) > 0 {
+		img = mutate.Annotations(img, ann).(v1.Image)
 	}
 	b.report.Layers[pl.String()] = reports
 	return img, nil
 }
+
+// annotations are the manifest annotations: the base, the user's, and a
+// hint for Kubernetes probes derived from the health check.
+func (b *builder) annotations(info *BaseInfo) map[string]string {
+	ann := map[string]string{}
+	if info != nil {
+		if info.Name != "" {
+			ann["org.opencontainers.image.base.name"] = info.Name
+		}
+		ann["org.opencontainers.image.base.digest"] = info.Digest.String()
+	}
+	if h := b.plan.Healthcheck; h != nil {
+		probe := map[string]any{"exec": h.Test}
+		if d, err := time.ParseDuration(h.Interval); err == nil && d > 0 {
+			probe["periodSeconds"] = int(d.Seconds())
+		}
+		if d, err := time.ParseDuration(h.Timeout); err == nil && d > 0 {
+			probe["timeoutSeconds"] = int(d.Seconds())
+		}
+		if d, err := time.ParseDuration(h.StartPeriod); err == nil && d > 0 {
+			probe["initialDelaySeconds"] = int(d.Seconds())
+		}
+		if h.Retries > 0 {
+			probe["failureThreshold"] = h.Retries
+		}
+		raw, _ := json.Marshal(probe)
+		ann[ProbeAnnotation] = string(raw)
+	}
+	for k, v := range b.plan.Annotations {
+		ann[k] = v
+	}
+	return ann
+}
+
+// ProbeAnnotation carries the health check as a Kubernetes liveness /
+// readiness probe hint (exec command, period, timeout, initial delay,
+// failure threshold), for deploy tooling that generates manifests.
+const ProbeAnnotation = "dev.packer.probe"
 
 func stepByName(p *plan.Plan, name string) plan.Step {
 	for _, s := range p.Steps {
@@ -329,6 +365,23 @@ func (b *builder) configure(cfg *v1.ConfigFile, pl v1.Platform) {
 		for _, port := range p.Ports {
 			c.ExposedPorts[fmt.Sprintf("%d/tcp", port)] = struct{}{}
 		}
+	}
+	if len(p.Volumes) > 0 {
+		if c.Volumes == nil {
+			c.Volumes = map[string]struct{}{}
+		}
+		for _, v := range p.Volumes {
+			c.Volumes[v] = struct{}{}
+		}
+	}
+	if p.StopSignal != "" {
+		c.StopSignal = p.StopSignal
+	}
+	if h := p.Healthcheck; h != nil {
+		c.Healthcheck = &v1.HealthConfig{Test: h.Test, Retries: h.Retries}
+		c.Healthcheck.Interval, _ = time.ParseDuration(h.Interval)
+		c.Healthcheck.Timeout, _ = time.ParseDuration(h.Timeout)
+		c.Healthcheck.StartPeriod, _ = time.ParseDuration(h.StartPeriod)
 	}
 	labels := map[string]string{}
 	for k, v := range c.Labels {
@@ -405,11 +458,13 @@ func StaticBase(store *layers.Store, created time.Time, pl v1.Platform) (v1.Imag
 // runStep returns the layers taken from step s for platform pl, running
 // the step only when its cache key is new.
 func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, staging *string) ([]*layers.Layer, bool, error) {
-	env := expandEnv(s.Env, pl)
-	for k, v := range b.opts.StepEnv {
-		if _, ok := env[k]; !ok {
-			env[k] = v
-		}
+	// Build args first; the step's own variables (GOOS, ...) win.
+	env := map[string]string{}
+	for k, v := range b.plan.BuildArgs {
+		env[k] = v
+	}
+	for k, v := range expandEnv(s.Env, pl) {
+		env[k] = v
 	}
 	var specs []plan.Layer
 	for _, l := range b.plan.Layers {
@@ -457,6 +512,9 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	cmd := exec.CommandContext(ctx, s.Run[0], s.Run[1:]...)
 	cmd.Dir = *staging
 	cmd.Env = os.Environ()
+	for _, kv := range sortedKV(b.opts.SecretEnv) {
+		cmd.Env = append(cmd.Env, kv)
+	}
 	for _, kv := range sortedKV(env) {
 		cmd.Env = append(cmd.Env, kv)
 	}

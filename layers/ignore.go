@@ -25,25 +25,27 @@ type Ignore struct {
 }
 
 // LoadIgnore reads dir/.dockerignore (if any) and combines it with the
-// default excludes and extra patterns. Later patterns win, as in Docker, so
-// a user's `!.env.example` re-includes a default exclude.
-func LoadIgnore(dir string, extra ...string) (*Ignore, error) {
+// default excludes. Patterns apply in this order, later ones winning as in
+// Docker: DefaultExcludes, provider (a provider's own excludes, such as
+// node_modules), .dockerignore, user (packer.toml include/exclude). So a
+// `!.env.example` line in .dockerignore re-includes a default exclude.
+func LoadIgnore(dir string, provider, user []string) (*Ignore, error) {
 	patterns := append([]string{}, DefaultExcludes...)
-	patterns = append(patterns, extra...)
+	patterns = append(patterns, provider...)
 	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
 	switch {
 	case err == nil:
-		user, rerr := ignorefile.ReadAll(f)
+		userPatterns, rerr := ignorefile.ReadAll(f)
 		f.Close()
 		if rerr != nil {
 			return nil, fmt.Errorf("reading .dockerignore: %w; fix the pattern it names", rerr)
 		}
-		patterns = append(patterns, user...)
+		patterns = append(patterns, userPatterns...)
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return nil, fmt.Errorf("reading .dockerignore: %w", err)
 	}
-	return NewIgnore(patterns)
+	return NewIgnore(append(patterns, user...))
 }
 
 // NewIgnore builds an Ignore from patterns in .dockerignore syntax.

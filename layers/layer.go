@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -155,6 +156,16 @@ func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
 	return &Layer{Desc: d, path: s.blobPath(d.Digest)}, nil
+}
+
+// Remove deletes a blob (e.g. one found to hold a secret); step entries
+// that point at it become misses.
+func (s *Store) Remove(h v1.Hash) error {
+	err := os.Remove(s.blobPath(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Lookup returns the layers stored under key, or ok=false on a miss

@@ -154,7 +154,7 @@ func TestDockerignore(t *testing.T) {
 		write(t, root, f, "x", 0o644)
 	}
 	write(t, root, ".dockerignore", "# comment\n*.md\ndocs\n!docs/keep.md\nlogs/\n!.env.example\n", 0o644)
-	ig, err := LoadIgnore(root)
+	ig, err := LoadIgnore(root, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

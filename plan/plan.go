@@ -48,6 +48,13 @@ type Plan struct {
 	// Exclude lists extra .dockerignore-style patterns the provider wants
 	// excluded from the context (e.g. node_modules).
 	Exclude []string `json:"exclude,omitempty"`
+	// Context lists .dockerignore-style patterns from the user's
+	// configuration (packer.toml include/exclude), applied after
+	// .dockerignore so they win over it.
+	Context []string `json:"context,omitempty"`
+	// BuildArgs are visible to every step (and part of its cache key);
+	// they are also written to Env, as ARG X + ENV X=$X would.
+	BuildArgs map[string]string `json:"buildArgs,omitempty"`
 	// Steps run in order in a staging copy of the context.
 	Steps []Step `json:"steps,omitempty"`
 	// Layers are appended on the base in slice order.
@@ -60,6 +67,26 @@ type Plan struct {
 	User       string            `json:"user,omitempty"`
 	Ports      []int             `json:"ports,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
+	// Annotations go on the image manifest.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Volumes     []string          `json:"volumes,omitempty"`
+	StopSignal  string            `json:"stopSignal,omitempty"`
+	Healthcheck *Healthcheck      `json:"healthcheck,omitempty"`
+
+	// Origins says where each configurable value came from: "detected",
+	// "packer.toml:LINE", "PACKER_BASE", "--base", ... Keys are the json
+	// names above ("base", "user", "env.PORT", ...).
+	Origins map[string]string `json:"origins,omitempty"`
+}
+
+// Healthcheck is a Docker-format health check.
+type Healthcheck struct {
+	// Test is ["CMD", argv...] or ["CMD-SHELL", command].
+	Test        []string `json:"test"`
+	Interval    string   `json:"interval,omitempty"`
+	Timeout     string   `json:"timeout,omitempty"`
+	StartPeriod string   `json:"startPeriod,omitempty"`
+	Retries     int      `json:"retries,omitempty"`
 }
 
 // Step is one command run with the host toolchain.

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/registry"
 )
@@ -35,6 +37,7 @@ type buildOptions struct {
 	insecure  []string
 	cacheDir  string
 	noCache   bool
+	secrets   []string
 }
 
 type output struct {
@@ -74,6 +77,7 @@ Outputs (-o, repeatable):
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
+	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
 
@@ -82,9 +86,25 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	client := &registry.Client{Insecure: o.insecure}
 
 	// Everything the user typed is checked before any work is done.
-	platforms, err := ParsePlatforms(o.platforms)
+	p, settings, err := o.makePlan(c, dir)
 	if err != nil {
 		return err
+	}
+	platformSpec := o.platforms
+	if !c.Flags().Changed("platform") && settings.Platforms != nil {
+		platformSpec = strings.Join(settings.Platforms, ",")
+	}
+	platforms, err := ParsePlatforms(platformSpec)
+	if err != nil {
+		return err
+	}
+	var secrets buildargs.Secrets
+	for _, s := range o.secrets {
+		sec, err := buildargs.ParseSecret(s, os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		secrets = append(secrets, sec)
 	}
 	var tags []name.Tag
 	var tagIDs []string
@@ -120,10 +140,6 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		}
 	}
 
-	p, err := o.makePlan(c, dir)
-	if err != nil {
-		return err
-	}
 	// Outputs inside the context must not feed the next build.
 	for _, out := range outs {
 		if rel, ok := inside(dir, out.path); ok {
@@ -148,6 +164,16 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", p.Provider, dir, platformList(platforms), p.Base, created.UTC().Format(time.RFC3339), createdFrom)
 	fmt.Fprintf(log, "packer: left out of the context: %s (and .dockerignore)\n", strings.Join(append(append([]string{}, layers.DefaultExcludes...), p.Exclude...), ", "))
+	if short := secrets.Unguarded(); len(short) > 0 {
+		fmt.Fprintf(log, "packer: warning: secrets %s are shorter than %d bytes; the leak guard cannot look for them\n", strings.Join(short, ", "), buildargs.MinGuardedLen)
+	}
+	secretEnv, unmount, err := secrets.Mount()
+	if err != nil {
+		return fmt.Errorf("preparing secrets for the build steps: %w", err)
+	}
+	defer unmount()
+	redactor := secrets.Redact(prefixWriter(log))
+	defer redactor.Flush()
 
 	start := time.Now()
 	res, rep, err := build.Build(c.Context(), dir, p, build.Options{
@@ -158,9 +184,13 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		Resolve:   client.Resolve,
 		Labels:    gitLabels(dir),
 		Version:   version(),
-		Log:       prefixWriter(log),
+		Log:       redactor,
+		SecretEnv: secretEnv,
 	})
 	if err != nil {
+		return err
+	}
+	if err := guard(res, rep, secrets, platforms, store); err != nil {
 		return err
 	}
 	digest, err := res.Digest()
@@ -209,6 +239,50 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	for _, r := range results {
 		fmt.Fprintln(c.OutOrStdout(), r)
+	}
+	return nil
+}
+
+// guard fails the build, before anything is published, when a secret's
+// value appears in a layer packer wrote or in an image config or manifest;
+// the leaking blob is removed from the cache too.
+func guard(res build.Result, rep *build.Report, secrets buildargs.Secrets, platforms []v1.Platform, store *layers.Store) error {
+	if len(secrets) == 0 {
+		return nil
+	}
+	images := map[string]v1.Image{}
+	switch r := res.(type) {
+	case v1.Image:
+		images[platforms[0].String()] = r
+	case v1.ImageIndex:
+		im, err := r.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			img, err := r.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			images[d.Platform.String()] = img
+		}
+	}
+	for _, pl := range platforms {
+		ours := map[v1.Hash]string{}
+		for _, l := range rep.Layers[pl.String()] {
+			ours[l.Digest] = l.Name
+		}
+		if err := secrets.Guard(images[pl.String()], ours); err != nil {
+			var leak *buildargs.LeakError
+			if errors.As(err, &leak) {
+				for d, name := range ours {
+					if "layer "+name == leak.Where {
+						store.Remove(d)
+					}
+				}
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -1,48 +1,275 @@
 package cmd
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/builtin"
 	"github.com/packer-build/packer/plan"
 )
 
+// planOptions are the flags that shape a plan, shared by plan and build.
 type planOptions struct {
-	provider string
-	target   string
-	base     string
+	provider, target, base string
+	configFile             string
+	planFile               string
+
+	buildArgs      []string
+	allowSecretArg bool
+	env, envFiles  []string
+
+	ports                        []string
+	user, workdir, stopSignal    string
+	entrypoint, cmd, healthcheck string
+	labels, annotations, volumes []string
 }
 
 func (o *planOptions) addFlags(c *cobra.Command) {
-	c.Flags().StringVar(&o.provider, "provider", "", "use this provider instead of detecting one (golang)")
-	c.Flags().StringVar(&o.target, "target", "", "what to build inside the app, e.g. ./cmd/api for a Go module with several mains")
-	c.Flags().StringVar(&o.base, "base", "", "base image: a registry reference, scratch, builtin:static, or a local OCI layout oci:DIR[:TAG]")
+	f := c.Flags()
+	f.StringVar(&o.provider, "provider", "", "use this provider instead of detecting one (golang)")
+	f.StringVar(&o.target, "target", "", "what to build inside the app, e.g. ./cmd/api for a Go module with several mains")
+	f.StringVar(&o.base, "base", "", "base image: a registry reference, scratch, builtin:static, or a local OCI layout oci:DIR[:TAG]")
+	f.StringVar(&o.configFile, "config", "", "config file (default: DIR/packer.toml when present)")
+	f.StringVar(&o.planFile, "plan", "", "use this plan (JSON, as printed by packer plan --json) instead of detecting one")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE (or KEY, from the environment): visible to build steps and written to the image as ENV")
+	f.BoolVar(&o.allowSecretArg, "allow-secret-build-args", false, "accept build args whose names look like secrets (TOKEN, PASSWORD, ...)")
+	f.StringArrayVarP(&o.env, "env", "e", nil, "KEY=VALUE (or KEY, from the environment): image ENV only, not visible to steps")
+	f.StringArrayVar(&o.envFiles, "env-file", nil, "read image ENV from a file in docker's env-file format")
+	f.StringArrayVarP(&o.ports, "port", "p", nil, "port the app listens on (sets PORT to the first; repeatable)")
+	f.StringVarP(&o.user, "user", "u", "", "user the image runs as (UID[:GID])")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "working directory in the image")
+	f.StringVar(&o.entrypoint, "entrypoint", "", `entrypoint, as words ("/app/server --flag") or a JSON array`)
+	f.StringVar(&o.cmd, "cmd", "", `command (arguments to the entrypoint), as words or a JSON array`)
+	f.StringArrayVar(&o.labels, "label", nil, "image label KEY=VALUE (repeatable)")
+	f.StringArrayVar(&o.annotations, "annotation", nil, "manifest annotation KEY=VALUE (repeatable)")
+	f.StringArrayVar(&o.volumes, "volume", nil, "declare a volume at PATH (repeatable)")
+	f.StringVar(&o.stopSignal, "stop-signal", "", "signal that stops the container (e.g. SIGINT)")
+	f.StringVar(&o.healthcheck, "healthcheck", "", `health check command: a shell command (CMD-SHELL) or a JSON array (CMD); also hinted as a Kubernetes probe annotation`)
 }
 
-// makePlan detects the app in dir and applies flag overrides.
-func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("build context %q: %w", dir, err)
+// flagOverrides turns the flags the user set into config overrides.
+func (o *planOptions) flagOverrides(c *cobra.Command) (*config.Overrides, error) {
+	ov := config.NewOverrides()
+	changed := func(name string) bool { return c.Flags().Changed(name) }
+	str := func(flag, key string, v string, dst *string) {
+		if changed(flag) && v != "" {
+			*dst = v
+			ov.SetOrigin(key, "--"+flag)
+		}
 	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("build context %q is not a directory; pass the app's directory", dir)
+	str("provider", "provider", o.provider, &ov.Provider)
+	str("target", "target", o.target, &ov.Target)
+	str("base", "base", o.base, &ov.Base)
+	str("user", "user", o.user, &ov.User)
+	str("workdir", "workingDir", o.workdir, &ov.Workdir)
+	str("stop-signal", "stopSignal", o.stopSignal, &ov.StopSignal)
+	for flag, dst := range map[string]*[]string{"entrypoint": &ov.Entrypoint, "cmd": &ov.Cmd} {
+		v := o.entrypoint
+		if flag == "cmd" {
+			v = o.cmd
+		}
+		if !changed(flag) {
+			continue
+		}
+		argv, err := config.SplitCommand(v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		*dst = argv
+		ov.SetOrigin(flag, "--"+flag)
 	}
-	p, err := detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: o.target}, builtin.Providers(), o.provider)
-	if err != nil {
+	if changed("port") {
+		var parts []string
+		for _, p := range o.ports {
+			parts = append(parts, strings.Split(p, ",")...)
+		}
+		ports, err := config.ParsePorts(parts)
+		if err != nil {
+			return nil, fmt.Errorf("--port: %w", err)
+		}
+		ov.Ports = ports
+		ov.SetOrigin("ports", "--port")
+	}
+	if changed("volume") {
+		for _, v := range o.volumes {
+			if !strings.HasPrefix(v, "/") {
+				return nil, fmt.Errorf("--volume %q: want an absolute path in the image", v)
+			}
+		}
+		ov.Volumes = o.volumes
+		ov.SetOrigin("volumes", "--volume")
+	}
+	if changed("healthcheck") {
+		test := []string{"CMD-SHELL", o.healthcheck}
+		if strings.HasPrefix(strings.TrimSpace(o.healthcheck), "[") {
+			argv, err := config.SplitCommand(o.healthcheck)
+			if err != nil {
+				return nil, fmt.Errorf("--healthcheck: %w", err)
+			}
+			test = append([]string{"CMD"}, argv...)
+		} else if strings.TrimSpace(o.healthcheck) == "" {
+			return nil, fmt.Errorf("--healthcheck: empty command")
+		}
+		ov.Healthcheck = &plan.Healthcheck{Test: test, Interval: "30s", Timeout: "30s", Retries: 3}
+		ov.SetOrigin("healthcheck", "--healthcheck")
+	}
+	kvFlag := func(flag, table string, vals []string, dst *map[string]string) error {
+		for _, kv := range vals {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("invalid --%s %q: want KEY=VALUE", flag, kv)
+			}
+			if *dst == nil {
+				*dst = map[string]string{}
+			}
+			(*dst)[k] = v
+			ov.SetOrigin(table+"."+k, "--"+flag)
+		}
+		return nil
+	}
+	if err := kvFlag("label", "labels", o.labels, &ov.Labels); err != nil {
 		return nil, err
 	}
-	if o.base != "" {
-		p.Base = o.base
-		p.Evidence = append(p.Evidence, "base set by --base")
+	if err := kvFlag("annotation", "annotations", o.annotations, &ov.Annotations); err != nil {
+		return nil, err
 	}
-	return p, nil
+	for _, s := range o.buildArgs {
+		kv, ok, err := buildargs.ParseBuildArg(s, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			fmt.Fprintf(c.ErrOrStderr(), "packer: warning: --build-arg %s: %s is not set in the environment; left unset\n", kv.Key, kv.Key)
+			continue
+		}
+		if ov.BuildArgs == nil {
+			ov.BuildArgs = map[string]string{}
+		}
+		ov.BuildArgs[kv.Key] = kv.Value
+		ov.SetOrigin("buildArgs."+kv.Key, "--build-arg")
+	}
+	// --env-file first, then --env: docker run's order.
+	var envs []buildargs.KV
+	origin := map[string]string{}
+	for _, f := range o.envFiles {
+		kvs, err := buildargs.ReadEnvFile(f, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			origin[kv.Key] = "--env-file " + f
+		}
+		envs = append(envs, kvs...)
+	}
+	for _, s := range o.env {
+		kv, ok, err := buildargs.ParseEnv(s, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			envs = append(envs, kv)
+			origin[kv.Key] = "--env"
+		}
+	}
+	if m := buildargs.Map(envs); m != nil {
+		ov.Env = m
+		for k := range m {
+			ov.SetOrigin("env."+k, origin[k])
+		}
+	}
+	return ov, nil
+}
+
+// makePlan detects the app in dir and applies packer.toml, PACKER_*
+// variables and flags, in rising precedence. It returns the plan and the
+// merged settings (for the platforms).
+func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, *config.Overrides, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build context %q: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, nil, fmt.Errorf("build context %q is not a directory; pass the app's directory", dir)
+	}
+	cfgPath := o.configFile
+	if cfgPath == "" {
+		cfgPath = filepath.Join(dir, config.FileName)
+	} else if _, err := os.Stat(cfgPath); err != nil {
+		return nil, nil, fmt.Errorf("--config: %w", err)
+	}
+	file, lines, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	envO, err := config.EnvOverrides(os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	flagO, err := o.flagOverrides(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	merged := config.Merge(file.Overrides(filepath.Base(cfgPath), lines), envO, flagO)
+	if err := buildargs.CheckBuildArgs(kvs(merged.BuildArgs), o.allowSecretArg); err != nil {
+		return nil, nil, err
+	}
+	var p *plan.Plan
+	if o.planFile != "" {
+		if p, err = readPlan(o.planFile); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.Target}, builtin.Providers(), merged.Provider)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if merged.Provider != "" {
+		p.Evidence = append(p.Evidence, "provider chosen by "+merged.Origin("provider"))
+	}
+	merged.Apply(p)
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return p, merged, nil
+}
+
+// readPlan reads a plan written by `packer plan --json` (possibly edited).
+func readPlan(path string) (*plan.Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--plan: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var p plan.Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("--plan %s: %w; write it with packer plan --json", path, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("--plan %s: %w", path, err)
+	}
+	p.Evidence = append(p.Evidence, "plan read from "+filepath.Base(path))
+	return &p, nil
+}
+
+func kvs(m map[string]string) []buildargs.KV {
+	var out []buildargs.KV
+	for _, k := range buildargs.Keys(m) {
+		out = append(out, buildargs.KV{Key: k, Value: m[k]})
+	}
+	return out
 }
 
 func newPlan(ro *rootOptions) *cobra.Command {
@@ -50,14 +277,14 @@ func newPlan(ro *rootOptions) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "plan [DIR]",
-		Short: "Print what packer would build for DIR (default .)",
+		Short: "Print what packer would build for DIR (default .), and where each value came from",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			p, err := o.makePlan(c, dir)
+			p, _, err := o.makePlan(c, dir)
 			if err != nil {
 				return err
 			}
@@ -79,31 +306,63 @@ func newPlan(ro *rootOptions) *cobra.Command {
 }
 
 func printPlan(w io.Writer, p *plan.Plan) {
-	fmt.Fprintf(w, "provider:   %s\n", p.Provider)
-	for _, e := range p.Evidence {
-		fmt.Fprintf(w, "  because   %s\n", e)
+	from := func(key string) string {
+		if o := p.Origins[key]; o != "" {
+			return "   (" + o + ")"
+		}
+		return ""
 	}
-	fmt.Fprintf(w, "base:       %s\n", p.Base)
+	fmt.Fprintf(w, "provider:    %s\n", p.Provider)
+	for _, e := range p.Evidence {
+		fmt.Fprintf(w, "  because    %s\n", e)
+	}
+	fmt.Fprintf(w, "base:        %s%s\n", p.Base, from("base"))
 	for _, s := range p.Steps {
-		fmt.Fprintf(w, "step:       %s: %s\n", s.Name, strings.Join(s.Run, " "))
+		fmt.Fprintf(w, "step:        %s: %s\n", s.Name, strings.Join(s.Run, " "))
+	}
+	for _, k := range buildargs.Keys(p.BuildArgs) {
+		fmt.Fprintf(w, "build arg:   %s=%s%s\n", k, p.BuildArgs[k], from("buildArgs."+k))
 	}
 	for _, l := range p.Layers {
 		what := "everything"
 		if len(l.Include) > 0 {
 			what = strings.Join(l.Include, ", ")
 		}
-		fmt.Fprintf(w, "layer:      %s: %s from %s → %s\n", l.Name, what, l.From, l.Dest)
+		fmt.Fprintf(w, "layer:       %s: %s from %s → %s\n", l.Name, what, l.From, l.Dest)
 	}
-	fmt.Fprintf(w, "entrypoint: %s\n", strings.Join(p.Entrypoint, " "))
+	if len(p.Context) > 0 {
+		fmt.Fprintf(w, "context:     %s%s\n", strings.Join(p.Context, " "), from("context"))
+	}
+	fmt.Fprintf(w, "entrypoint:  %s%s\n", strings.Join(p.Entrypoint, " "), from("entrypoint"))
 	if len(p.Cmd) > 0 {
-		fmt.Fprintf(w, "cmd:        %s\n", strings.Join(p.Cmd, " "))
+		fmt.Fprintf(w, "cmd:         %s%s\n", strings.Join(p.Cmd, " "), from("cmd"))
 	}
-	fmt.Fprintf(w, "workdir:    %s\n", p.WorkingDir)
-	fmt.Fprintf(w, "user:       %s\n", p.User)
-	for _, kv := range sortedEnv(p.Env) {
-		fmt.Fprintf(w, "env:        %s\n", kv)
+	fmt.Fprintf(w, "workdir:     %s%s\n", p.WorkingDir, from("workingDir"))
+	fmt.Fprintf(w, "user:        %s%s\n", p.User, from("user"))
+	for _, k := range buildargs.Keys(p.Env) {
+		fmt.Fprintf(w, "env:         %s=%s%s\n", k, p.Env[k], from("env."+k))
 	}
 	for _, port := range p.Ports {
-		fmt.Fprintf(w, "port:       %d\n", port)
+		fmt.Fprintf(w, "port:        %d%s\n", port, from("ports"))
+	}
+	for _, v := range p.Volumes {
+		fmt.Fprintf(w, "volume:      %s%s\n", v, from("volumes"))
+	}
+	if p.StopSignal != "" {
+		fmt.Fprintf(w, "stop signal: %s%s\n", p.StopSignal, from("stopSignal"))
+	}
+	if p.Healthcheck != nil {
+		fmt.Fprintf(w, "healthcheck: %s%s\n", strings.Join(p.Healthcheck.Test, " "), from("healthcheck"))
+	}
+	keys := make([]string, 0, len(p.Labels))
+	for k := range p.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "label:       %s=%s%s\n", k, p.Labels[k], from("labels."+k))
+	}
+	for _, k := range buildargs.Keys(p.Annotations) {
+		fmt.Fprintf(w, "annotation:  %s=%s%s\n", k, p.Annotations[k], from("annotations."+k))
 	}
 }

@@ -1,0 +1,375 @@
+// Package config reads packer.toml and merges the user's settings from
+// every source by precedence: flags > PACKER_* environment > packer.toml >
+// detection. Each resolved value remembers where it came from, so
+// `packer plan` can say why.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/packer-build/packer/plan"
+)
+
+// FileName is the config file packer reads from the app directory.
+const FileName = "packer.toml"
+
+// File is packer.toml. Every key is documented in README.md.
+type File struct {
+	Provider    string            `toml:"provider"`
+	Base        string            `toml:"base"`
+	Target      string            `toml:"target"`
+	Entrypoint  []string          `toml:"entrypoint"`
+	Cmd         []string          `toml:"cmd"`
+	User        string            `toml:"user"`
+	Workdir     string            `toml:"workdir"`
+	Ports       []int             `toml:"ports"`
+	Platforms   []string          `toml:"platforms"`
+	Include     []string          `toml:"include"`
+	Exclude     []string          `toml:"exclude"`
+	StopSignal  string            `toml:"stop_signal"`
+	Volumes     []string          `toml:"volumes"`
+	Env         map[string]string `toml:"env"`
+	BuildArgs   map[string]string `toml:"build_args"`
+	Labels      map[string]string `toml:"labels"`
+	Annotations map[string]string `toml:"annotations"`
+	Healthcheck *Healthcheck      `toml:"healthcheck"`
+}
+
+// Healthcheck is packer.toml's [healthcheck] table.
+type Healthcheck struct {
+	// Cmd is a shell command (CMD-SHELL), or an argv array (CMD).
+	Cmd         any    `toml:"cmd"`
+	Interval    string `toml:"interval"`
+	Timeout     string `toml:"timeout"`
+	StartPeriod string `toml:"start_period"`
+	Retries     int    `toml:"retries"`
+}
+
+// Load reads packer.toml from path. A missing file is not an error (nil,
+// nil). Unknown keys and type errors name the line and, for a misspelt
+// key, the nearest valid one.
+func Load(path string) (*File, map[string]int, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return Parse(filepath.Base(path), raw)
+}
+
+// Parse decodes packer.toml bytes; name is used in error messages. It also
+// returns the line of each top-level key (and table.key), for origins.
+func Parse(name string, raw []byte) (*File, map[string]int, error) {
+	var f File
+	dec := toml.NewDecoder(bytes.NewReader(raw)).DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		var strict *toml.StrictMissingError
+		var derr *toml.DecodeError
+		switch {
+		case errors.As(err, &strict) && len(strict.Errors) > 0:
+			e := strict.Errors[0]
+			row, _ := e.Position()
+			key := []string(e.Key())
+			bad := key[len(key)-1]
+			msg := fmt.Sprintf("%s:%d: unknown key %q", name, row, strings.Join(key, "."))
+			if near := nearest(bad, validKeys(key[:len(key)-1])); near != "" {
+				msg += fmt.Sprintf("; did you mean %q?", near)
+			} else {
+				msg += "; see README.md for the keys packer.toml takes"
+			}
+			return nil, nil, errors.New(msg)
+		case errors.As(err, &derr):
+			row, col := derr.Position()
+			return nil, nil, fmt.Errorf("%s:%d:%d: %s; fix the TOML there", name, row, col, derr.Error())
+		}
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := f.validate(name); err != nil {
+		return nil, nil, err
+	}
+	return &f, keyLines(raw), nil
+}
+
+func (f *File) validate(name string) error {
+	for _, p := range f.Ports {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("%s: port %d is out of range 1-65535", name, p)
+		}
+	}
+	if h := f.Healthcheck; h != nil {
+		if _, err := h.test(); err != nil {
+			return fmt.Errorf("%s: [healthcheck] %w", name, err)
+		}
+		for k, v := range map[string]string{"interval": h.Interval, "timeout": h.Timeout, "start_period": h.StartPeriod} {
+			if v == "" {
+				continue
+			}
+			if _, err := time.ParseDuration(v); err != nil {
+				return fmt.Errorf("%s: [healthcheck] %s = %q is not a duration like \"30s\"", name, k, v)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Healthcheck) test() ([]string, error) {
+	switch c := h.Cmd.(type) {
+	case string:
+		if strings.TrimSpace(c) == "" {
+			return nil, fmt.Errorf("cmd is empty")
+		}
+		return []string{"CMD-SHELL", c}, nil
+	case []any:
+		argv := []string{"CMD"}
+		for _, a := range c {
+			s, ok := a.(string)
+			if !ok {
+				return nil, fmt.Errorf("cmd must be a string or an array of strings")
+			}
+			argv = append(argv, s)
+		}
+		if len(argv) == 1 {
+			return nil, fmt.Errorf("cmd is empty")
+		}
+		return argv, nil
+	case nil:
+		return nil, fmt.Errorf("needs cmd = \"...\"")
+	}
+	return nil, fmt.Errorf("cmd must be a string or an array of strings")
+}
+
+// validKeys lists the toml keys at a table path ("" = top level).
+func validKeys(table []string) []string {
+	t := reflect.TypeOf(File{})
+	if len(table) == 1 && table[0] == "healthcheck" {
+		t = reflect.TypeOf(Healthcheck{})
+	} else if len(table) > 0 {
+		return nil
+	}
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		out = append(out, strings.Split(t.Field(i).Tag.Get("toml"), ",")[0])
+	}
+	return out
+}
+
+// nearest returns the valid key closest to s by edit distance, when close.
+func nearest(s string, valid []string) string {
+	best, bestD := "", 1<<30
+	norm := func(x string) string { return strings.ReplaceAll(strings.ToLower(x), "-", "_") }
+	for _, v := range valid {
+		d := levenshtein(norm(s), norm(v))
+		if d < bestD {
+			best, bestD = v, d
+		}
+	}
+	if bestD <= max(2, len(s)/3) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// keyLines finds the line of each key (top level "key", in tables
+// "table.key"), for the origins packer plan prints. It reads the simple
+// key = value form packer.toml uses; anything else just gets no line.
+func keyLines(raw []byte) map[string]int {
+	out := map[string]int{}
+	table := ""
+	for i, line := range strings.Split(string(raw), "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
+			table = strings.Trim(l, "[] ")
+			out[table] = i + 1
+			continue
+		}
+		k, _, ok := strings.Cut(l, "=")
+		if !ok || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		if table != "" {
+			k = table + "." + k
+		}
+		if _, seen := out[k]; !seen {
+			out[k] = i + 1
+		}
+	}
+	return out
+}
+
+// FileOverrides turns packer.toml into overrides with origins
+// "packer.toml:LINE".
+func (f *File) Overrides(name string, lines map[string]int) *Overrides {
+	o := &Overrides{origins: map[string]string{}}
+	if f == nil {
+		return o
+	}
+	tomlKey := map[string]string{"workingDir": "workdir", "stopSignal": "stop_signal"}
+	at := func(key string) string {
+		if k, ok := tomlKey[key]; ok {
+			key = k
+		}
+		if l, ok := lines[key]; ok {
+			return fmt.Sprintf("%s:%d", name, l)
+		}
+		return name
+	}
+	set := func(key string, ok bool, apply func()) {
+		if ok {
+			apply()
+			o.origins[key] = at(key)
+		}
+	}
+	set("provider", f.Provider != "", func() { o.Provider = f.Provider })
+	set("base", f.Base != "", func() { o.Base = f.Base })
+	set("target", f.Target != "", func() { o.Target = f.Target })
+	set("entrypoint", f.Entrypoint != nil, func() { o.Entrypoint = f.Entrypoint })
+	set("cmd", f.Cmd != nil, func() { o.Cmd = f.Cmd })
+	set("user", f.User != "", func() { o.User = f.User })
+	set("workingDir", f.Workdir != "", func() { o.Workdir = f.Workdir })
+	set("ports", f.Ports != nil, func() { o.Ports = f.Ports })
+	set("platforms", f.Platforms != nil, func() { o.Platforms = f.Platforms })
+	set("stopSignal", f.StopSignal != "", func() { o.StopSignal = f.StopSignal })
+	set("volumes", f.Volumes != nil, func() { o.Volumes = f.Volumes })
+	for _, p := range f.Exclude {
+		o.Context = append(o.Context, p)
+	}
+	for _, p := range f.Include {
+		o.Context = append(o.Context, "!"+strings.TrimPrefix(p, "!"))
+	}
+	if len(o.Context) > 0 {
+		o.origins["context"] = at("exclude")
+		if _, ok := lines["exclude"]; !ok {
+			o.origins["context"] = at("include")
+		}
+	}
+	mapInto := func(table string, src map[string]string, dst *map[string]string) {
+		for _, k := range sortedKeys(src) {
+			if *dst == nil {
+				*dst = map[string]string{}
+			}
+			(*dst)[k] = src[k]
+			o.origins[tableName(table)+"."+k] = at(table + "." + k)
+		}
+	}
+	mapInto("env", f.Env, &o.Env)
+	mapInto("build_args", f.BuildArgs, &o.BuildArgs)
+	mapInto("labels", f.Labels, &o.Labels)
+	mapInto("annotations", f.Annotations, &o.Annotations)
+	if h := f.Healthcheck; h != nil {
+		test, _ := h.test()
+		o.Healthcheck = &plan.Healthcheck{Test: test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+		o.origins["healthcheck"] = at("healthcheck")
+	}
+	return o
+}
+
+func tableName(toml string) string {
+	if toml == "build_args" {
+		return "buildArgs"
+	}
+	return toml
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EnvOverrides reads PACKER_* variables: PACKER_PROVIDER, PACKER_BASE,
+// PACKER_TARGET, PACKER_USER, PACKER_WORKDIR, PACKER_PLATFORM,
+// PACKER_PORT (comma list), PACKER_ENTRYPOINT, PACKER_CMD,
+// PACKER_STOP_SIGNAL.
+func EnvOverrides(lookup func(string) (string, bool)) (*Overrides, error) {
+	o := &Overrides{origins: map[string]string{}}
+	str := func(env, key string, dst *string) {
+		if v, ok := lookup(env); ok && v != "" {
+			*dst = v
+			o.origins[key] = env
+		}
+	}
+	str("PACKER_PROVIDER", "provider", &o.Provider)
+	str("PACKER_BASE", "base", &o.Base)
+	str("PACKER_TARGET", "target", &o.Target)
+	str("PACKER_USER", "user", &o.User)
+	str("PACKER_WORKDIR", "workingDir", &o.Workdir)
+	str("PACKER_STOP_SIGNAL", "stopSignal", &o.StopSignal)
+	if v, ok := lookup("PACKER_PLATFORM"); ok && v != "" {
+		o.Platforms = strings.Split(v, ",")
+		o.origins["platforms"] = "PACKER_PLATFORM"
+	}
+	if v, ok := lookup("PACKER_PORT"); ok && v != "" {
+		ports, err := ParsePorts(strings.Split(v, ","))
+		if err != nil {
+			return nil, fmt.Errorf("PACKER_PORT: %w", err)
+		}
+		o.Ports = ports
+		o.origins["ports"] = "PACKER_PORT"
+	}
+	for env, key := range map[string]string{"PACKER_ENTRYPOINT": "entrypoint", "PACKER_CMD": "cmd"} {
+		if v, ok := lookup(env); ok && v != "" {
+			argv, err := SplitCommand(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", env, err)
+			}
+			if key == "entrypoint" {
+				o.Entrypoint = argv
+			} else {
+				o.Cmd = argv
+			}
+			o.origins[key] = env
+		}
+	}
+	return o, nil
+}
+
+// ParsePorts parses port numbers ("8080", "8080/tcp").
+func ParsePorts(ss []string) ([]int, error) {
+	var out []int
+	for _, s := range ss {
+		s = strings.TrimSuffix(strings.TrimSpace(s), "/tcp")
+		p, err := strconv.Atoi(s)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("invalid port %q: want a number 1-65535", s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
