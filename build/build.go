@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -218,12 +219,32 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		stepLayers[s.Name], stepCached[s.Name] = ls, cached
 	}
 	for _, l := range b.plan.Layers {
+		if l.From == plan.FromInline {
+			uid, gid, err := layers.ParseOwner(l.Owner)
+			if err != nil {
+				return nil, err
+			}
+			ly, err := b.opts.Store.FromEntries(inlineEntries(l, uid, gid))
+			if err != nil {
+				return nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
+			}
+			add(l.Name, "packer: add "+strings.Join(sortedKeys(l.Files), " ")+" → "+l.Dest, ly, false)
+			continue
+		}
 		if l.From == plan.FromSource {
 			uid, gid, err := layers.ParseOwner(l.Owner)
 			if err != nil {
 				return nil, err
 			}
-			files, err := layers.Collect(b.dir, b.ignore, existing(b.dir, l.Include))
+			ig, err := b.layerIgnore(b.ignore, l.Exclude)
+			if err != nil {
+				return nil, err
+			}
+			root := filepath.Join(b.dir, filepath.FromSlash(l.Root))
+			if l.Root != "" {
+				ig = nil // the context's rules are relative to its root
+			}
+			files, err := layers.Collect(root, ig, existing(root, l.Include))
 			if err != nil {
 				return nil, err
 			}
@@ -297,6 +318,47 @@ func (b *builder) annotations(info *BaseInfo) map[string]string {
 // readiness probe hint (exec command, period, timeout, initial delay,
 // failure threshold), for deploy tooling that generates manifests.
 const ProbeAnnotation = "dev.packer.probe"
+
+// layerIgnore adds a layer's own excludes to the context's ignore rules.
+func (b *builder) layerIgnore(base *layers.Ignore, exclude []string) (*layers.Ignore, error) {
+	if len(exclude) == 0 {
+		return base, nil
+	}
+	var patterns []string
+	if base != nil {
+		patterns = append(patterns, base.Patterns()...)
+	}
+	return layers.NewIgnore(append(patterns, exclude...))
+}
+
+func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
+	var ents []layers.Entry
+	dirs := map[string]bool{}
+	var addDir func(d string)
+	addDir = func(d string) {
+		if d == "/" || d == "." || dirs[d] {
+			return
+		}
+		addDir(path.Dir(d))
+		dirs[d] = true
+		ents = append(ents, layers.Entry{Name: d, Dir: true, Mode: 0o755})
+	}
+	for _, name := range sortedKeys(l.Files) {
+		full := path.Join(l.Dest, name)
+		addDir(path.Dir(full))
+		ents = append(ents, layers.Entry{Name: full, Mode: 0o644, UID: uid, GID: gid, Data: []byte(l.Files[name])})
+	}
+	return ents
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
 
 func stepByName(p *plan.Plan, name string) plan.Step {
 	for _, s := range p.Steps {
@@ -488,8 +550,10 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		Run    []string
 		Env    map[string]string
 		Output string
+		Key    string
+		Native bool
 		Layers []plan.Layer
-	}{s.Run, env, s.Output, specs})
+	}{s.Run, env, s.Output, s.Key, s.NativeCheck, specs})
 	key := layers.Key("step/v1", b.opts.Version, layers.Compressor(), pl.String(), string(stepJSON), tc, inHash)
 
 	if !b.opts.NoCache {
@@ -523,7 +587,11 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		if _, ok := err.(*exec.Error); ok {
 			return nil, false, fmt.Errorf("step %s needs %q on PATH: %w; install it or choose another --base/--provider", s.Name, s.Run[0], err)
 		}
-		return nil, false, fmt.Errorf("step %s failed (%s): %w; its output is above", s.Name, strings.Join(s.Run, " "), err)
+		hint := ""
+		if s.Hint != "" {
+			hint = "; " + s.Hint
+		}
+		return nil, false, fmt.Errorf("step %s failed (%s): %w; its output is above%s", s.Name, strings.Join(s.Run, " "), err, hint)
 	}
 	b.report.StepsRun++
 	b.logf("step %s (%s): done in %s", s.Name, pl.String(), time.Since(start).Round(time.Millisecond))
@@ -535,9 +603,18 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		if err != nil {
 			return nil, false, err
 		}
-		files, err := layers.Collect(out, nil, spec.Include)
+		ig, err := b.layerIgnore(nil, spec.Exclude)
+		if err != nil {
+			return nil, false, err
+		}
+		files, err := layers.Collect(filepath.Join(out, filepath.FromSlash(spec.Root)), ig, spec.Include)
 		if err != nil {
 			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: %w", s.Name, spec.Name, err)
+		}
+		if s.NativeCheck {
+			if err := checkNative(files, pl); err != nil {
+				return nil, false, fmt.Errorf("step %s: %w", s.Name, err)
+			}
 		}
 		l, _, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: spec.Dest, UID: uid, GID: gid})
 		if err != nil {
@@ -569,6 +646,12 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step) (string, error) {
 		return "", fmt.Errorf("step %s needs %s: `%s` failed: %v %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out.String()))
 	}
 	b.tcCache[k] = out.String()
+	if s.Toolchain[0] == "node" && b.plan.Runtime["node"] != "" {
+		host := strings.TrimPrefix(strings.SplitN(strings.TrimSpace(out.String()), ".", 2)[0], "v")
+		if host != b.plan.Runtime["node"] {
+			b.logf("warning: this machine has Node.js %s but the image runs Node.js %s: native addons compiled here are built for Node.js %s's ABI and may fail to load; use Node.js %s here (or set engines.node / .nvmrc to %s)", host, b.plan.Runtime["node"], host, b.plan.Runtime["node"], host)
+		}
+	}
 	return out.String(), nil
 }
 
@@ -591,8 +674,11 @@ func (b *builder) stage() (string, error) {
 	return dir, nil
 }
 
+// nodeArch maps GOARCH names to Node's process.arch names.
+var nodeArch = map[string]string{"amd64": "x64", "arm64": "arm64", "arm": "arm", "386": "ia32", "ppc64le": "ppc64", "s390x": "s390x", "riscv64": "riscv64"}
+
 func expandEnv(env map[string]string, pl v1.Platform) map[string]string {
-	r := strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant)
+	r := strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant, plan.NodeArch, nodeArch[pl.Architecture])
 	out := map[string]string{}
 	for k, v := range env {
 		out[k] = r.Replace(v)

@@ -31,6 +31,8 @@ type Provider interface {
 type Options struct {
 	// Target selects what to build inside the app, e.g. "./cmd/api" for Go.
 	Target string
+	// AllowUnlocked permits installing without a lockfile.
+	AllowUnlocked bool
 }
 
 // ErrNoProvider is returned when no provider recognises the source.

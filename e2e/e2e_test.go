@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -83,11 +82,6 @@ func TestPushToRegistryProcess(t *testing.T) {
 // process running as uid 65532.
 func TestLayoutRunsUnderRunc(t *testing.T) {
 	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
-	umoci := needTool(t, "umoci", "apt-get install umoci")
-	runc := needTool(t, "runc", "apt-get install runc")
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: runc needs root here; this end-to-end check did not run")
-	}
 	dir := fixture(t, "go-server")
 	out := filepath.Join(t.TempDir(), "layout")
 	digest := mustPacker(t, cacheEnv(t), "build", "-o", "oci:"+out, "-t", "hello:v1", dir)
@@ -98,81 +92,20 @@ func TestLayoutRunsUnderRunc(t *testing.T) {
 		t.Errorf("skopeo sees %s in the layout, packer printed %s", info.Digest, digest)
 	}
 
-	bundle := filepath.Join(t.TempDir(), "bundle")
-	run(t, umoci, "unpack", "--image", out+":v1", bundle)
-	port := freePort(t)
-	cfgPath := filepath.Join(bundle, "config.json")
-	var spec map[string]any
-	b, _ := os.ReadFile(cfgPath)
-	if err := json.Unmarshal(b, &spec); err != nil {
-		t.Fatal(err)
-	}
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["env"] = append(proc["env"].([]any), fmt.Sprintf("PORT=%d", port))
-	linux := spec["linux"].(map[string]any)
-	var ns []any
-	for _, n := range linux["namespaces"].([]any) {
-		if n.(map[string]any)["type"] != "network" {
-			ns = append(ns, n)
-		}
-	}
-	linux["namespaces"] = ns
-	b, _ = json.Marshal(spec)
-	os.WriteFile(cfgPath, b, 0o644)
-
-	id := fmt.Sprintf("packer-e2e-%d", time.Now().UnixNano())
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "container.log"))
-	defer logf.Close()
-	cmd := exec.Command(runc, "run", "-d", "--bundle", bundle, id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
-	if err := cmd.Run(); err != nil {
-		lb, _ := os.ReadFile(logf.Name())
-		t.Fatalf("runc run: %v\n%s", err, lb)
-	}
-	t.Cleanup(func() {
-		exec.Command(runc, "kill", id, "KILL").Run()
-		time.Sleep(200 * time.Millisecond)
-		exec.Command(runc, "delete", "--force", id).Run()
-	})
-
-	var body string
-	var status int
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err == nil {
-			bb, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body, status = string(bb), resp.StatusCode
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c := runLayout(t, out, "v1")
+	status, body, _ := c.get("/")
 	if status != http.StatusOK {
-		lb, _ := os.ReadFile(logf.Name())
-		t.Fatalf("GET / = %d %q; container log:\n%s", status, body, lb)
+		t.Fatalf("GET / = %d %q; container log:\n%s", status, body, c.log())
 	}
 	if !strings.Contains(body, "hello from packer (uid 65532)") {
 		t.Errorf("body = %q, want the app to report uid 65532", body)
 	}
 	// The kernel's view of the process, not the app's word for it.
-	var pids []int
-	json.Unmarshal([]byte(run(t, runc, "ps", "--format", "json", id)), &pids)
-	if len(pids) == 0 {
-		t.Fatalf("runc ps found no process")
+	if uid := c.uid(); uid != "65532" {
+		t.Errorf("process uid %s, want 65532", uid)
 	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(line, "Uid:") {
-			f := strings.Fields(line)
-			if f[1] != "65532" || f[2] != "65532" {
-				t.Errorf("process %s, want uid 65532", line)
-			}
-		}
+	if d := c.stop(); d > 2*time.Second {
+		t.Errorf("container took %s to stop on SIGTERM", d)
 	}
 }
 

@@ -7,6 +7,7 @@
 package plan
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -27,6 +28,8 @@ const (
 const (
 	// FromSource means the build context (after .dockerignore).
 	FromSource = "src"
+	// FromInline means the layer's Files, written by packer itself.
+	FromInline = "inline"
 )
 
 // Platform placeholders expanded in step environments, named like Docker's
@@ -35,6 +38,9 @@ const (
 	TargetOS      = "${TARGETOS}"
 	TargetArch    = "${TARGETARCH}"
 	TargetVariant = "${TARGETVARIANT}"
+	// NodeArch is the target architecture in Node's naming (x64, arm64,
+	// ia32, ...), for npm's --cpu.
+	NodeArch = "${NODEARCH}"
 )
 
 // Plan is what a provider decides about an app.
@@ -73,6 +79,10 @@ type Plan struct {
 	StopSignal  string            `json:"stopSignal,omitempty"`
 	Healthcheck *Healthcheck      `json:"healthcheck,omitempty"`
 
+	// Runtime names the language runtime versions the image targets
+	// ({"node": "22"}); build warns when the host toolchain differs.
+	Runtime map[string]string `json:"runtime,omitempty"`
+
 	// Origins says where each configurable value came from: "detected",
 	// "packer.toml:LINE", "PACKER_BASE", "--base", ... Keys are the json
 	// names above ("base", "user", "env.PORT", ...).
@@ -104,6 +114,17 @@ type Step struct {
 	// Toolchain is an argv whose output (e.g. `go version`) is part of the
 	// cache key, so a toolchain upgrade rebuilds.
 	Toolchain []string `json:"toolchain,omitempty"`
+	// Key is extra cache key material computed by the provider, e.g. a
+	// digest of package.json's dependency fields when only those (and
+	// not the whole file) should invalidate an install.
+	Key string `json:"key,omitempty"`
+	// NativeCheck makes packer check, after the step, that every ELF file
+	// the step produced (native addons, shared objects) is for the target
+	// platform, and fail naming the file otherwise.
+	NativeCheck bool `json:"nativeCheck,omitempty"`
+	// Hint is added to the error when the step fails: the likely fix
+	// ("run npm install and commit package-lock.json").
+	Hint string `json:"hint,omitempty"`
 	// Output is the directory, relative to the staging copy, the step
 	// leaves its results in; layers taken from the step include paths
 	// relative to it. Empty means the staging copy itself.
@@ -115,9 +136,17 @@ type Layer struct {
 	Name string `json:"name"`
 	// From is FromSource or the name of a step.
 	From string `json:"from"`
+	// Root is a directory inside the source whose contents the layer
+	// takes (".next/standalone" → its files land directly in Dest).
+	Root string `json:"root,omitempty"`
 	// Include lists paths (files or directories) relative to the source
-	// root. Empty means everything.
+	// root (or Root). Empty means everything.
 	Include []string `json:"include,omitempty"`
+	// Exclude lists .dockerignore-style patterns left out of this layer.
+	Exclude []string `json:"exclude,omitempty"`
+	// Files are the contents of an inline layer (From = "inline"), by
+	// path relative to Dest.
+	Files map[string]string `json:"files,omitempty"`
 	// Dest is the absolute directory in the image the files land in.
 	Dest string `json:"dest"`
 	// Owner is "UID:GID" for the files; empty means 0:0.
@@ -126,11 +155,14 @@ type Layer struct {
 
 // JSON returns the plan as indented JSON with a trailing newline.
 func (p *Plan) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep && and <> readable in commands
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(p); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return buf.Bytes(), nil
 }
 
 // Validate checks the plan is internally consistent. Providers call it;
@@ -159,13 +191,16 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("plan has no layers")
 	}
 	for _, l := range p.Layers {
-		if l.From != FromSource && !steps[l.From] {
+		if l.From == FromInline && len(l.Files) == 0 {
+			return fmt.Errorf("inline layer %q has no files", l.Name)
+		}
+		if l.From != FromSource && l.From != FromInline && !steps[l.From] {
 			return fmt.Errorf("layer %q comes from %q, which is neither %q nor a step", l.Name, l.From, FromSource)
 		}
 		if !path.IsAbs(l.Dest) {
 			return fmt.Errorf("layer %q has destination %q; it must be an absolute path", l.Name, l.Dest)
 		}
-		for _, inc := range l.Include {
+		for _, inc := range append([]string{l.Root}, l.Include...) {
 			if path.IsAbs(inc) || strings.HasPrefix(path.Clean(inc), "..") {
 				return fmt.Errorf("layer %q includes %q, which is outside its source", l.Name, inc)
 			}

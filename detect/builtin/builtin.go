@@ -4,6 +4,7 @@ package builtin
 import (
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/golang"
+	"github.com/packer-build/packer/detect/node"
 )
 
 // Providers returns the providers in the order they are tried; the first
@@ -12,5 +13,6 @@ import (
 func Providers() []detect.Provider {
 	return []detect.Provider{
 		golang.Provider{},
+		node.Provider{},
 	}
 }

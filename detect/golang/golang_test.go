@@ -3,7 +3,6 @@ package golang_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -13,30 +12,6 @@ import (
 	"github.com/packer-build/packer/detect/golang"
 	"github.com/packer-build/packer/internal/testutil"
 )
-
-func TestGoldenPlans(t *testing.T) {
-	for _, tc := range []struct {
-		fixture string
-		target  string
-	}{
-		{fixture: "go-server"},
-		{fixture: "go-multi-cmd"},
-		{fixture: "go-vendored"},
-	} {
-		t.Run(tc.fixture, func(t *testing.T) {
-			dir := testutil.Fixture(t, tc.fixture)
-			p, err := detect.Run(context.Background(), os.DirFS(dir), detect.Options{Target: tc.target}, builtin.Providers(), "")
-			if err != nil {
-				t.Fatalf("detect.Run() = %v", err)
-			}
-			b, err := p.JSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			testutil.Golden(t, filepath.Join(filepath.Dir(dir), tc.fixture+".plan.json"), b)
-		})
-	}
-}
 
 func TestPlanChoices(t *testing.T) {
 	main := &fstest.MapFile{Data: []byte("package main\nfunc main() {}\n")}
@@ -80,6 +55,16 @@ func TestPlanChoices(t *testing.T) {
 				t.Errorf("Validate() = %v", err)
 			}
 		})
+	}
+}
+
+func TestFixtureChoosesCmdNamedLikeModule(t *testing.T) {
+	p, err := golang.Provider{}.Plan(context.Background(), os.DirFS(testutil.Fixture(t, "go-multi-cmd")), detect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Entrypoint[0] != "/app/shop" || !strings.Contains(strings.Join(p.Steps[0].Run, " "), "./cmd/shop") {
+		t.Errorf("entrypoint %v run %v", p.Entrypoint, p.Steps[0].Run)
 	}
 }
 

@@ -23,6 +23,7 @@ type planOptions struct {
 	provider, target, base string
 	configFile             string
 	planFile               string
+	allowUnlocked          bool
 
 	buildArgs      []string
 	allowSecretArg bool
@@ -36,10 +37,11 @@ type planOptions struct {
 
 func (o *planOptions) addFlags(c *cobra.Command) {
 	f := c.Flags()
-	f.StringVar(&o.provider, "provider", "", "use this provider instead of detecting one (golang)")
+	f.StringVar(&o.provider, "provider", "", "use this provider instead of detecting one (golang, node)")
 	f.StringVar(&o.target, "target", "", "what to build inside the app, e.g. ./cmd/api for a Go module with several mains")
 	f.StringVar(&o.base, "base", "", "base image: a registry reference, scratch, builtin:static, or a local OCI layout oci:DIR[:TAG]")
 	f.StringVar(&o.configFile, "config", "", "config file (default: DIR/packer.toml when present)")
+	f.BoolVar(&o.allowUnlocked, "allow-unlocked", false, "install dependencies even when the app has no lockfile (not reproducible)")
 	f.StringVar(&o.planFile, "plan", "", "use this plan (JSON, as printed by packer plan --json) instead of detecting one")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "KEY=VALUE (or KEY, from the environment): visible to build steps and written to the image as ENV")
 	f.BoolVar(&o.allowSecretArg, "allow-secret-build-args", false, "accept build args whose names look like secrets (TOKEN, PASSWORD, ...)")
@@ -229,7 +231,7 @@ func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, *confi
 			return nil, nil, err
 		}
 	} else {
-		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.Target}, builtin.Providers(), merged.Provider)
+		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.Target, AllowUnlocked: o.allowUnlocked}, builtin.Providers(), merged.Provider)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,0 +1,79 @@
+package build
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/packer-build/packer/layers"
+)
+
+var elfMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "386": elf.EM_386,
+	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
+}
+
+// checkNative fails when an ELF file among files (a native addon, a shared
+// object, a prebuilt binary) is for another machine than the target: it
+// would not load in the image. The error names the package directory.
+func checkNative(files []layers.File, pl v1.Platform) error {
+	want, ok := elfMachine[pl.Architecture]
+	if !ok {
+		return nil
+	}
+	for _, f := range files {
+		if !f.Mode.IsRegular() || f.Size < 64 {
+			continue
+		}
+		if !(strings.HasSuffix(f.Rel, ".node") || strings.Contains(f.Rel, ".so")) {
+			continue
+		}
+		r, err := os.Open(f.Abs)
+		if err != nil {
+			return err
+		}
+		ef, err := elf.NewFile(r)
+		if err != nil {
+			r.Close()
+			var fe *elf.FormatError
+			if errors.As(err, &fe) {
+				continue // not ELF
+			}
+			continue
+		}
+		m := ef.Machine
+		r.Close()
+		if m != want {
+			return fmt.Errorf("%s is native code for %s, but the image is for %s: package %s was compiled on this machine; build on a %s machine, or use a version of the package with prebuilt binaries for %s", f.Rel, machineName(m), pl.String(), packageOf(f.Rel), pl.Architecture, pl.String())
+		}
+	}
+	return nil
+}
+
+func machineName(m elf.Machine) string {
+	for arch, mm := range elfMachine {
+		if mm == m {
+			return arch
+		}
+	}
+	return m.String()
+}
+
+// packageOf returns the node_modules package (or site-packages dist) a
+// path belongs to.
+func packageOf(rel string) string {
+	parts := strings.Split(rel, "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == "node_modules" || parts[i] == "site-packages" {
+			if strings.HasPrefix(parts[i+1], "@") && i+2 < len(parts) {
+				return parts[i+1] + "/" + parts[i+2]
+			}
+			return parts[i+1]
+		}
+	}
+	return rel
+}

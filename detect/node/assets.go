@@ -1,0 +1,72 @@
+package node
+
+// signalsJS is preloaded into every node process (NODE_OPTIONS=--require):
+// as PID 1, node ignores SIGTERM and SIGINT unless a handler is installed,
+// so a container would wait for the runtime's kill timeout. This exits on
+// the signal unless the app installed its own handler (graceful shutdown),
+// which then decides.
+const signalsJS = `'use strict';
+// Installed by packer: exit on SIGTERM/SIGINT unless the app handles them.
+for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]]) {
+  process.on(sig, function packerDefault() {
+    if (process.listenerCount(sig) === 1) process.exit(code);
+  });
+}
+`
+
+// serverJS is the small static file server for single-page apps: files
+// from /app/public, index.html for unknown routes without an extension,
+// content types by extension, long-lived caching for hashed assets and
+// no-cache for HTML. No dependencies.
+const serverJS = `'use strict';
+// Static file server written by packer for single-page apps.
+const http = require('http');
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, 'public');
+const port = Number(process.env.PORT || 8080);
+const host = process.env.HOST || '0.0.0.0';
+const types = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.map': 'application/json', '.svg': 'image/svg+xml',
+  '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp',
+  '.avif': 'image/avif', '.ico': 'image/x-icon', '.txt': 'text/plain; charset=utf-8', '.xml': 'application/xml',
+  '.woff': 'font/woff', '.woff2': 'font/woff2', '.ttf': 'font/ttf', '.otf': 'font/otf', '.wasm': 'application/wasm',
+  '.webmanifest': 'application/manifest+json', '.mp4': 'video/mp4', '.webm': 'video/webm', '.pdf': 'application/pdf',
+};
+const hashed = /[.-][0-9a-zA-Z_-]{8,}\.[a-z0-9]+$/;
+
+function send(req, res, file, status) {
+  fs.stat(file, (err, st) => {
+    if (err || !st.isFile()) { res.writeHead(404, {'Content-Type': 'text/plain'}); res.end('not found\n'); return; }
+    const ext = path.extname(file).toLowerCase();
+    const headers = {
+      'Content-Type': types[ext] || 'application/octet-stream',
+      'Content-Length': st.size,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': ext === '.html' ? 'no-cache' : (hashed.test(file) ? 'public, max-age=31536000, immutable' : 'public, max-age=3600'),
+    };
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD') { res.end(); return; }
+    fs.createReadStream(file).pipe(res);
+  });
+}
+
+const server = http.createServer((req, res) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, {'Allow': 'GET, HEAD'}); res.end(); return; }
+  let p;
+  try { p = decodeURIComponent(new URL(req.url, 'http://x').pathname); } catch { res.writeHead(400); res.end(); return; }
+  const file = path.join(root, path.normalize(p));
+  if (file !== root && !file.startsWith(root + path.sep)) { res.writeHead(403); res.end(); return; }
+  fs.stat(file, (err, st) => {
+    if (!err && st.isDirectory()) return send(req, res, path.join(file, 'index.html'), 200);
+    if (!err && st.isFile()) return send(req, res, file, 200);
+    // SPA fallback: routes without a file extension get index.html.
+    if (path.extname(p) === '') return send(req, res, path.join(root, 'index.html'), 200);
+    res.writeHead(404, {'Content-Type': 'text/plain'}); res.end('not found\n');
+  });
+});
+server.listen(port, host, () => console.log('serving ' + root + ' on ' + host + ':' + port));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => { server.close(); process.exit(0); });
+`

@@ -1,0 +1,312 @@
+// Package node plans images for Node.js apps: servers (Express, Fastify,
+// Nest, Koa, Hono, ...), Next.js (standalone output or next start) and
+// single-page apps (Vite, Create React App, ...) served as static files.
+// Dependencies are installed from the lockfile with the host's package
+// manager into their own layer, production dependencies only.
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/plan"
+)
+
+// DefaultMajor is the Node.js major used when the app does not say.
+const DefaultMajor = 22
+
+// AppDir is where the app lands in the image.
+const AppDir = "/app"
+
+type packageJSON struct {
+	Name                 string            `json:"name"`
+	Main                 string            `json:"main"`
+	Scripts              map[string]string `json:"scripts"`
+	Dependencies         map[string]string `json:"dependencies"`
+	DevDependencies      map[string]string `json:"devDependencies"`
+	OptionalDependencies map[string]string `json:"optionalDependencies"`
+	PeerDependencies     map[string]string `json:"peerDependencies"`
+	Overrides            json.RawMessage   `json:"overrides"`
+	Resolutions          json.RawMessage   `json:"resolutions"`
+	Engines              struct {
+		Node string `json:"node"`
+	} `json:"engines"`
+	PackageManager string          `json:"packageManager"`
+	Workspaces     json.RawMessage `json:"workspaces"`
+}
+
+// Provider is the Node.js provider.
+type Provider struct{}
+
+var _ detect.Provider = Provider{}
+
+func (Provider) Name() string { return "node" }
+func (Provider) Hint() string { return "package.json (Node.js)" }
+
+func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
+	return detect.Exists(src, "package.json"), nil
+}
+
+func readPackageJSON(src fs.FS) (*packageJSON, error) {
+	b, err := fs.ReadFile(src, "package.json")
+	if err != nil {
+		return nil, fmt.Errorf("reading package.json: %w", err)
+	}
+	var pkg packageJSON
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		var se *json.SyntaxError
+		if ok := asSyntax(err, &se); ok {
+			line := 1 + strings.Count(string(b[:se.Offset]), "\n")
+			return nil, fmt.Errorf("package.json:%d: invalid JSON: %v; fix it (npm install reports the same)", line, err)
+		}
+		return nil, fmt.Errorf("package.json: %v; fix it (npm install reports the same)", err)
+	}
+	return &pkg, nil
+}
+
+func asSyntax(err error, se **json.SyntaxError) bool {
+	s, ok := err.(*json.SyntaxError)
+	if ok {
+		*se = s
+	}
+	return ok
+}
+
+// kind of app.
+const (
+	kindServer     = "server"
+	kindNext       = "next"
+	kindStandalone = "next-standalone"
+	kindSPA        = "spa"
+)
+
+var serverFrameworks = []string{"express", "fastify", "@nestjs/core", "koa", "hono", "@hono/node-server", "@hapi/hapi", "restify", "polka", "h3", "@adonisjs/core", "sails", "feathers", "@feathersjs/feathers", "nuxt", "@remix-run/serve", "@sveltejs/kit", "astro"}
+
+func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.Plan, error) {
+	pkg, err := readPackageJSON(src)
+	if err != nil {
+		return nil, err
+	}
+	evidence := []string{"package.json found"}
+	pm, pmEvidence, err := choosePackageManager(src, pkg, opts.AllowUnlocked)
+	if err != nil {
+		return nil, err
+	}
+	evidence = append(evidence, pmEvidence...)
+	major, why := nodeMajor(src, pkg)
+	evidence = append(evidence, why)
+
+	deps := func(name string) bool { _, ok := pkg.Dependencies[name]; return ok }
+	anyDep := func(name string) bool {
+		_, d := pkg.Dependencies[name]
+		_, dd := pkg.DevDependencies[name]
+		return d || dd
+	}
+	hasServer := false
+	for _, f := range serverFrameworks {
+		if deps(f) {
+			hasServer = true
+		}
+	}
+	buildScript := pkg.Scripts["build"]
+	kind := kindServer
+	switch {
+	case deps("next"):
+		kind = kindNext
+		if standalone(src) {
+			kind = kindStandalone
+		}
+	case buildScript != "" && !hasServer && (anyDep("vite") || anyDep("react-scripts") || anyDep("@vue/cli-service") || anyDep("@angular/core") || anyDep("parcel")) && (pkg.Scripts["start"] == "" || isDev(pkg.Scripts["start"])):
+		kind = kindSPA
+	}
+
+	p := &plan.Plan{
+		Provider:   "node",
+		Base:       fmt.Sprintf("node:%d-slim", major),
+		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
+		WorkingDir: AppDir,
+		User:       "65532:65532",
+		Ports:      []int{8080},
+		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080"},
+		Runtime:    map[string]string{"node": strconv.Itoa(major)},
+	}
+	depKey := dependencyKey(pkg)
+	installProd := plan.Step{
+		Name: "deps", Run: pm.installProd(), Inputs: installInputs(src), Key: depKey,
+		Env: map[string]string{"NODE_ENV": "production"}, NativeCheck: true, Hint: pm.hint(),
+		Toolchain: []string{"node", "--version"},
+	}
+	buildStep := func() plan.Step {
+		return plan.Step{
+			Name: "build", Run: []string{"sh", "-c", pm.installAll() + " && " + pm.run("build")},
+			Hint: "the build script failed; run it locally (" + pm.run("build") + ") to see why", Toolchain: []string{"node", "--version"},
+		}
+	}
+	signals := plan.Layer{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}}
+	p.Env["NODE_OPTIONS"] = "--require=/opt/packer/signals.js"
+
+	switch kind {
+	case kindSPA:
+		out := spaOutput(pkg)
+		evidence = append(evidence, fmt.Sprintf("single-page app (build script, %s, no server framework): shipping %s/ with a static file server, no node_modules", spaTool(pkg), out))
+		p.Steps = []plan.Step{buildStep()}
+		p.Layers = []plan.Layer{
+			signals,
+			{Name: "server", From: plan.FromInline, Dest: AppDir, Files: map[string]string{"server.js": serverJS}},
+			{Name: "static", From: "build", Root: out, Dest: AppDir + "/public"},
+		}
+		p.Entrypoint = []string{"node", AppDir + "/server.js"}
+		p.Env["HOST"] = "0.0.0.0"
+	case kindStandalone:
+		evidence = append(evidence, "Next.js with output: 'standalone': shipping .next/standalone, .next/static and public only")
+		p.Steps = []plan.Step{buildStep()}
+		p.Steps[0].NativeCheck = true
+		p.Layers = []plan.Layer{
+			signals,
+			{Name: "app", From: "build", Root: ".next/standalone", Dest: AppDir},
+			{Name: "static", From: "build", Root: ".next/static", Dest: AppDir + "/.next/static"},
+		}
+		if detect.IsDir(src, "public") {
+			p.Layers = append(p.Layers, plan.Layer{Name: "public", From: plan.FromSource, Include: []string{"public"}, Dest: AppDir})
+		}
+		p.Entrypoint = []string{"node", "server.js"}
+		p.Env["HOSTNAME"] = "0.0.0.0"
+	case kindNext:
+		evidence = append(evidence, "Next.js without standalone output: next start with production dependencies (add output: 'standalone' to next.config for a smaller image)")
+		p.Steps = []plan.Step{installProd, buildStep()}
+		p.Layers = []plan.Layer{
+			signals,
+			{Name: "deps", From: "deps", Include: []string{"node_modules"}, Dest: AppDir},
+			{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules", ".next/cache"}},
+		}
+		p.Entrypoint = []string{"node_modules/.bin/next", "start"}
+		p.Env["HOSTNAME"] = "0.0.0.0"
+	default:
+		st, ok, err := startCommand(src, pkg)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("no way to start the app: package.json has no start script (that runs without a dev tool) and no main, and there is no server.js, index.js or app.js; add \"start\": \"node server.js\" to scripts, or a Procfile with web: <command>")
+		}
+		evidence = append(evidence, "start command from "+st.source)
+		p.Entrypoint = st.argv
+		for k, v := range st.env {
+			p.Env[k] = v
+		}
+		p.Env["HOST"] = "0.0.0.0"
+		if deps("fastify-cli") || strings.Contains(strings.Join(st.argv, " "), "fastify") {
+			p.Env["FASTIFY_ADDRESS"] = "0.0.0.0"
+		}
+		p.Layers = []plan.Layer{signals}
+		if len(pkg.Dependencies)+len(pkg.OptionalDependencies) > 0 {
+			p.Steps = []plan.Step{installProd}
+			p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Include: []string{"node_modules"}, Dest: AppDir})
+		} else {
+			evidence = append(evidence, "no production dependencies: no dependency layer")
+		}
+		if buildScript != "" {
+			evidence = append(evidence, "build script: "+buildScript)
+			p.Steps = append(p.Steps, buildStep())
+			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}})
+		} else {
+			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
+		}
+	}
+	p.Evidence = evidence
+	return p, nil
+}
+
+// dependencyKey digests the package.json fields that decide what gets
+// installed, so a change to scripts or version does not reinstall.
+func dependencyKey(pkg *packageJSON) string {
+	b, _ := json.Marshal(struct {
+		D, DD, OD, PD        map[string]string
+		Overrides, Resolvers json.RawMessage
+		PM                   string
+		Workspaces           json.RawMessage
+	}{pkg.Dependencies, pkg.DevDependencies, pkg.OptionalDependencies, pkg.PeerDependencies, pkg.Overrides, pkg.Resolutions, pkg.PackageManager, pkg.Workspaces})
+	h := sha256.Sum256(b)
+	return "package.json dependencies sha256:" + hex.EncodeToString(h[:])
+}
+
+// installInputs are the files an install depends on besides package.json's
+// dependency fields.
+func installInputs(src fs.FS) []string {
+	var in []string
+	for _, f := range []string{"package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock", "bun.lock", "bun.lockb", ".npmrc", ".yarnrc", ".yarnrc.yml", "pnpm-workspace.yaml", ".pnpmfile.cjs", "patches"} {
+		if detect.Exists(src, f) {
+			in = append(in, f)
+		}
+	}
+	if len(in) == 0 {
+		return []string{"package.json"}
+	}
+	return in
+}
+
+var standaloneRe = regexp.MustCompile(`output\s*:\s*["'` + "`" + `]standalone["'` + "`" + `]`)
+
+func standalone(src fs.FS) bool {
+	for _, f := range []string{"next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"} {
+		if b, err := fs.ReadFile(src, f); err == nil && standaloneRe.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
+func spaTool(pkg *packageJSON) string {
+	for _, t := range []string{"vite", "react-scripts", "@vue/cli-service", "@angular/core", "parcel"} {
+		if _, ok := pkg.DevDependencies[t]; ok {
+			return t
+		}
+		if _, ok := pkg.Dependencies[t]; ok {
+			return t
+		}
+	}
+	return "a bundler"
+}
+
+func spaOutput(pkg *packageJSON) string {
+	switch spaTool(pkg) {
+	case "react-scripts":
+		return "build"
+	}
+	return "dist"
+}
+
+var majorRe = regexp.MustCompile(`\d+`)
+
+// nodeMajor picks the Node.js major from .nvmrc, .node-version or
+// engines.node.
+func nodeMajor(src fs.FS, pkg *packageJSON) (int, string) {
+	for _, f := range []string{".nvmrc", ".node-version"} {
+		if b, err := fs.ReadFile(src, f); err == nil {
+			v := strings.TrimPrefix(strings.TrimSpace(string(b)), "v")
+			if m := majorRe.FindString(v); m != "" && !strings.HasPrefix(v, "lts") {
+				n, _ := strconv.Atoi(m)
+				return n, fmt.Sprintf("%s says %s: Node.js %d", f, strings.TrimSpace(string(b)), n)
+			}
+		}
+	}
+	if e := strings.TrimSpace(pkg.Engines.Node); e != "" {
+		m := majorRe.FindString(e)
+		n, _ := strconv.Atoi(m)
+		if strings.HasPrefix(e, ">") && n <= DefaultMajor {
+			return DefaultMajor, fmt.Sprintf("engines.node %q: Node.js %d (the current LTS satisfies it)", e, DefaultMajor)
+		}
+		if n > 0 {
+			return n, fmt.Sprintf("engines.node %q: Node.js %d", e, n)
+		}
+	}
+	return DefaultMajor, fmt.Sprintf("no engines.node, .nvmrc or .node-version: Node.js %d (current LTS)", DefaultMajor)
+}

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/packer-build/packer/detect"
+)
+
+// packageManager knows how to install with one package manager.
+type packageManager struct {
+	Name     string // npm, pnpm, yarn, yarn-berry, bun
+	Version  string // from packageManager, when given
+	Lockfile string // the lockfile found
+	exe      []string
+}
+
+var lockfiles = []struct{ file, pm string }{
+	{"npm-shrinkwrap.json", "npm"},
+	{"package-lock.json", "npm"},
+	{"pnpm-lock.yaml", "pnpm"},
+	{"yarn.lock", "yarn"},
+	{"bun.lock", "bun"},
+	{"bun.lockb", "bun"},
+}
+
+var pmField = regexp.MustCompile(`^(npm|pnpm|yarn|bun)@([0-9][^+]*)`)
+
+// choosePackageManager reads the packageManager field and the lockfiles.
+func choosePackageManager(src fs.FS, pkg *packageJSON, allowUnlocked bool) (*packageManager, []string, error) {
+	var evidence []string
+	found := map[string][]string{}
+	var files []string
+	for _, l := range lockfiles {
+		if detect.Exists(src, l.file) {
+			found[l.pm] = append(found[l.pm], l.file)
+			files = append(files, l.file)
+		}
+	}
+	var declared, version string
+	if pkg.PackageManager != "" {
+		m := pmField.FindStringSubmatch(pkg.PackageManager)
+		if m == nil {
+			return nil, nil, fmt.Errorf("package.json: packageManager %q is not NAME@VERSION for npm, pnpm, yarn or bun", pkg.PackageManager)
+		}
+		declared, version = m[1], m[2]
+		evidence = append(evidence, "package.json packageManager: "+pkg.PackageManager)
+	}
+	if len(found) > 1 {
+		pms := make([]string, 0, len(found))
+		for pm := range found {
+			pms = append(pms, pm)
+		}
+		sort.Strings(pms)
+		return nil, nil, fmt.Errorf("conflicting lockfiles %s (%s): keep the one of the package manager you use and delete the others", strings.Join(files, " and "), strings.Join(pms, ", "))
+	}
+	name := declared
+	for pm := range found {
+		if declared != "" && declared != pm {
+			return nil, nil, fmt.Errorf("package.json says packageManager %s, but the lockfile is %s; install with %s to create its lockfile, or fix packageManager", pkg.PackageManager, found[pm][0], declared)
+		}
+		name = pm
+	}
+	if name == "" {
+		name = "npm"
+	}
+	p := &packageManager{Name: name, Version: version}
+	if l := found[name]; len(l) > 0 {
+		p.Lockfile = l[0]
+		evidence = append(evidence, p.Lockfile+" found: installing with "+name)
+	} else if allowUnlocked {
+		evidence = append(evidence, "no lockfile: an unlocked install, as --allow-unlocked asked")
+	} else {
+		return nil, nil, fmt.Errorf("no lockfile (package-lock.json, pnpm-lock.yaml, yarn.lock or bun.lock): packer installs exactly what a lockfile pins; run `%s install` and commit the lockfile, or pass --allow-unlocked", name)
+	}
+	if name == "yarn" && p.Lockfile != "" {
+		berry, err := isBerryLock(src, p.Lockfile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if berry || (version != "" && !strings.HasPrefix(version, "1.")) {
+			p.Name = "yarn-berry"
+			linker := yarnLinker(src)
+			if linker != "node-modules" {
+				return nil, nil, fmt.Errorf("yarn %s uses Plug'n'Play (nodeLinker: %s), which packer does not support yet; add `nodeLinker: node-modules` to .yarnrc.yml and run yarn install", orDefault(version, "2+"), orDefault(linker, "pnp"))
+			}
+			evidence = append(evidence, "yarn 2+ with nodeLinker: node-modules")
+		}
+	}
+	return p, evidence, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func isBerryLock(src fs.FS, name string) (bool, error) {
+	f, err := src.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for i := 0; i < 5 && sc.Scan(); i++ {
+		if strings.Contains(sc.Text(), "yarn lockfile v1") {
+			return false, nil
+		}
+		if strings.HasPrefix(sc.Text(), "__metadata:") {
+			return true, nil
+		}
+	}
+	return true, nil
+}
+
+func yarnLinker(src fs.FS) string {
+	b, err := fs.ReadFile(src, ".yarnrc.yml")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.TrimSpace(k) == "nodeLinker" {
+			return strings.Trim(strings.TrimSpace(v), `"'`)
+		}
+	}
+	return ""
+}
+
+// cli is how to call the package manager: pnpm and yarn through corepack,
+// which honours packageManager's pinned version.
+func (p *packageManager) cli() []string {
+	switch p.Name {
+	case "pnpm":
+		return []string{"corepack", "pnpm"}
+	case "yarn", "yarn-berry":
+		return []string{"corepack", "yarn"}
+	case "bun":
+		return []string{"bun"}
+	}
+	return []string{"npm"}
+}
+
+// installProd installs production dependencies only, for the target
+// platform where the package manager can (npm's --os/--cpu).
+func (p *packageManager) installProd() []string {
+	c := p.cli()
+	switch p.Name {
+	case "npm":
+		if p.Lockfile == "" {
+			return append(c, "install", "--omit=dev", "--no-audit", "--no-fund", "--os=linux", "--cpu=${NODEARCH}")
+		}
+		return append(c, "ci", "--omit=dev", "--no-audit", "--no-fund", "--os=linux", "--cpu=${NODEARCH}")
+	case "pnpm":
+		return append(c, "install", "--prod", frozen(p, "--frozen-lockfile"))
+	case "yarn":
+		return append(c, "install", "--production", "--non-interactive", frozen(p, "--frozen-lockfile"))
+	case "yarn-berry":
+		return append(c, "workspaces", "focus", "--all", "--production")
+	case "bun":
+		return append(c, "install", "--production", frozen(p, "--frozen-lockfile"))
+	}
+	return nil
+}
+
+// installAll installs every dependency (dev included), for build scripts.
+func (p *packageManager) installAll() string {
+	c := strings.Join(p.cli(), " ")
+	switch p.Name {
+	case "npm":
+		if p.Lockfile == "" {
+			return c + " install --no-audit --no-fund"
+		}
+		return c + " ci --no-audit --no-fund"
+	case "pnpm":
+		return c + " install " + frozen(p, "--frozen-lockfile")
+	case "yarn":
+		return c + " install --non-interactive " + frozen(p, "--frozen-lockfile")
+	case "yarn-berry":
+		return c + " install --immutable"
+	case "bun":
+		return c + " install " + frozen(p, "--frozen-lockfile")
+	}
+	return ""
+}
+
+func (p *packageManager) run(script string) string {
+	return strings.Join(p.cli(), " ") + " run " + script
+}
+
+func frozen(p *packageManager, flag string) string {
+	if p.Lockfile == "" {
+		return "--no-frozen-lockfile"
+	}
+	return flag
+}
+
+// hint is the fix for a failed install.
+func (p *packageManager) hint() string {
+	switch p.Name {
+	case "npm":
+		return "if npm says package.json and package-lock.json are out of sync, run `npm install` and commit package-lock.json"
+	case "pnpm":
+		return "if pnpm says the lockfile is outdated, run `pnpm install` and commit pnpm-lock.yaml"
+	case "yarn", "yarn-berry":
+		return "if yarn says the lockfile needs an update, run `yarn install` and commit yarn.lock"
+	case "bun":
+		return "if bun says the lockfile changed, run `bun install` and commit the lockfile"
+	}
+	return ""
+}

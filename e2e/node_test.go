@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+// nodeEnv is the environment for builds that run npm, pnpm or yarn.
+// COREPACK_INTEGRITY_KEYS=0: the registry reachable here serves no
+// signatures for corepack to check.
+func nodeEnv(t *testing.T) []string {
+	return append(cacheEnv(t), "COREPACK_INTEGRITY_KEYS=0", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "NEXT_TELEMETRY_DISABLED=1")
+}
+
+func layoutImage(t *testing.T, dir string) v1.Image {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	img, err := idx.Image(im.Manifests[len(im.Manifests)-1].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func layerByComment(t *testing.T, img v1.Image, name string) string {
+	t.Helper()
+	cfg, _ := img.ConfigFile()
+	ls, _ := img.Layers()
+	var withLayer []v1.History
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			withLayer = append(withLayer, h)
+		}
+	}
+	for i, h := range withLayer {
+		if h.Comment == "packer layer "+name && i < len(ls) {
+			d, _ := ls[i].Digest()
+			return d.String()
+		}
+	}
+	t.Fatalf("no layer %q in the image", name)
+	return ""
+}
+
+// TestNodeFixtures builds each Node.js fixture on a Debian 13 base with
+// Node.js, runs it under runc and checks what a user would.
+func TestNodeFixtures(t *testing.T) {
+	needTool(t, "node", "install Node.js")
+	needTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	for _, tc := range []struct {
+		fixture  string
+		body     string   // expected in GET /
+		absent   []string // paths that must not be in the image
+		deepLink bool     // SPA: /some/route serves index.html
+	}{
+		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
+		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},
+		{fixture: "node-ts-build", body: "hello from typescript", absent: []string{"app/node_modules/typescript"}},
+		{fixture: "node-vite-spa", body: `<div id="root">`, absent: []string{"app/node_modules", "app/src"}, deepLink: true},
+		{fixture: "node-next-standalone", body: "hello from next", absent: []string{"app/node_modules/typescript", "app/.next/cache"}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			if testing.Short() && tc.fixture == "node-next-standalone" {
+				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
+			}
+			dir := fixture(t, tc.fixture)
+			exec.Command("git", "init", "-q", dir).Run() // a .git that must not be shipped
+			out := filepath.Join(t.TempDir(), "layout")
+			r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+			if r.err != nil {
+				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			c := runLayout(t, out, "v1")
+			status, body, hdr := c.get("/")
+			if status != http.StatusOK || !strings.Contains(body, tc.body) {
+				t.Fatalf("GET / = %d %q, want 200 with %q; log:\n%s", status, body, tc.body, c.log())
+			}
+			if uid := c.uid(); uid != "65532" {
+				t.Errorf("process uid %s, want 65532", uid)
+			}
+			if tc.deepLink {
+				status, deep, _ := c.get("/some/route")
+				if status != http.StatusOK || deep != body {
+					t.Errorf("GET /some/route = %d, want index.html", status)
+				}
+				if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+					t.Errorf("index.html content type %q", ct)
+				}
+				if status, _, _ := c.get("/missing.png"); status != http.StatusNotFound {
+					t.Errorf("GET /missing.png = %d, want 404", status)
+				}
+			}
+			for _, p := range append(tc.absent, "app/.git", "app/.env") {
+				if c.exists(p) {
+					t.Errorf("/%s is in the image", p)
+				}
+			}
+			if d := c.stop(); d.Seconds() > 2 {
+				t.Errorf("container took %s to stop on SIGTERM", d)
+			}
+		})
+	}
+}
+
+// TestNodeDependencyLayerCache: a source-only change does not run the
+// installer and keeps the dependency layer; a lockfile change rebuilds it.
+func TestNodeDependencyLayerCache(t *testing.T) {
+	needTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	dir := fixture(t, "node-express")
+	env := nodeEnv(t)
+	build := func() (v1.Image, string) {
+		out := filepath.Join(t.TempDir(), "layout")
+		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		return layoutImage(t, out), r.stderr
+	}
+	img1, _ := build()
+	src := filepath.Join(dir, "server.js")
+	b, _ := os.ReadFile(src)
+	os.WriteFile(src, []byte(strings.Replace(string(b), "hello from express", "hello again", 1)), 0o644)
+	img2, log2 := build()
+	if !strings.Contains(log2, "step deps (linux/") || !strings.Contains(log2, "inputs unchanged, skipped") || strings.Contains(log2, "added ") {
+		t.Errorf("source-only change ran the installer:\n%s", log2)
+	}
+	if layerByComment(t, img1, "deps") != layerByComment(t, img2, "deps") {
+		t.Errorf("deps layer changed after a source-only change")
+	}
+	if layerByComment(t, img1, "app") == layerByComment(t, img2, "app") {
+		t.Errorf("app layer did not change after a source change")
+	}
+	// A script or version change in package.json is not a dependency change.
+	pj := filepath.Join(dir, "package.json")
+	b, _ = os.ReadFile(pj)
+	os.WriteFile(pj, []byte(strings.Replace(string(b), `"version": "1.0.0"`, `"version": "1.0.1"`, 1)), 0o644)
+	_, log3 := build()
+	if !strings.Contains(log3, "inputs unchanged, skipped") {
+		t.Errorf("a version bump reinstalled dependencies:\n%s", log3)
+	}
+	// A dependency change does.
+	cmd := exec.Command("npm", "install", "--package-lock-only", "--no-audit", "--no-fund", "ms@2.1.3")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm install ms: %v\n%s", err, out)
+	}
+	img4, log4 := build()
+	if strings.Contains(log4, "inputs unchanged, skipped") {
+		t.Errorf("a lockfile change did not rerun the installer:\n%s", log4)
+	}
+	if layerByComment(t, img1, "deps") == layerByComment(t, img4, "deps") {
+		t.Errorf("deps layer unchanged after a lockfile change")
+	}
+}
+
+// TestNodeBadInput: each mistake gives a clear error naming the fix and
+// writes nothing.
+func TestNodeBadInput(t *testing.T) {
+	needTool(t, "npm", "install Node.js")
+	for _, tc := range []struct {
+		description string
+		mutate      func(dir string)
+		want        string
+	}{
+		{"invalid package.json", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "package.json"), []byte("{\n  \"name\": \"x\",\n  \"dependencies\": {,}\n}\n"), 0o644)
+		}, "package.json:3: invalid JSON"},
+		{"two lockfiles", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "yarn.lock"), []byte("# yarn lockfile v1\n"), 0o644)
+		}, "conflicting lockfiles package-lock.json and yarn.lock"},
+		{"no lockfile", func(dir string) { os.Remove(filepath.Join(dir, "package-lock.json")) }, "no lockfile"},
+		{"lockfile out of sync", func(dir string) {
+			pj := filepath.Join(dir, "package.json")
+			b, _ := os.ReadFile(pj)
+			os.WriteFile(pj, []byte(strings.Replace(string(b), `"express": "^4.21.2"`, `"express": "^4.21.2", "left-pad": "1.3.0"`, 1)), 0o644)
+		}, "run `npm install` and commit package-lock.json"},
+		{"no way to start", func(dir string) {
+			pj := filepath.Join(dir, "package.json")
+			b, _ := os.ReadFile(pj)
+			s := strings.Replace(string(b), `"main": "server.js",`, "", 1)
+			s = strings.Replace(s, `"start": "node server.js",`, "", 1)
+			os.WriteFile(pj, []byte(s), 0o644)
+			os.Rename(filepath.Join(dir, "server.js"), filepath.Join(dir, "main-server.js"))
+		}, "no way to start the app"},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			dir := fixture(t, "node-express")
+			tc.mutate(dir)
+			before, _ := os.ReadFile(filepath.Join(dir, "package.json"))
+			out := filepath.Join(t.TempDir(), "layout")
+			r := packer(t, nodeEnv(t), "build", dir, "-o", "oci:"+out, "--base", "scratch")
+			if r.err == nil {
+				t.Fatalf("build succeeded")
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "packer: error: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last line %q, want an error containing %q", last, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("layout written")
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, "package.json")); string(after) != string(before) {
+				t.Errorf("package.json was modified")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "node_modules")); err == nil {
+				t.Errorf("node_modules appeared in the user's directory")
+			}
+		})
+	}
+}
