@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -59,17 +60,54 @@ func staticBaseEntries() []layers.Entry {
 	}
 }
 
+// baseFacts is what packer needs to know about a pulled base's files.
+type baseFacts struct {
+	Passwd, Group []byte
+	// Init is the path of an init (tini) in the base, or "".
+	Init string
+}
+
+// initPaths are where Debian's and Alpine's tini packages put tini.
+var initPaths = []string{"usr/bin/tini", "sbin/tini", "usr/sbin/tini"}
+
+// inspectBase scans the base's layers (top down) once per base digest and
+// caches the result in the store: a Debian base is ~260 MB to decompress.
+func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
+	d, err := base.Digest()
+	if err != nil {
+		return nil, err
+	}
+	key := "base-facts-v1-" + d.Hex
+	if b, ok := store.ReadMeta(key); ok {
+		var f baseFacts
+		if json.Unmarshal(b, &f) == nil {
+			return &f, nil
+		}
+	}
+	files, err := findFiles(base, append([]string{"etc/passwd", "etc/group"}, initPaths...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image's files: %w", err)
+	}
+	f := &baseFacts{Passwd: files["etc/passwd"], Group: files["etc/group"]}
+	for _, p := range initPaths {
+		if _, ok := files[p]; ok {
+			f.Init = "/" + p
+			break
+		}
+	}
+	if b, err := json.Marshal(f); err == nil {
+		store.WriteMeta(key, b)
+	}
+	return f, nil
+}
+
 // userEntries returns a small layer adding the non-root user to a base that
 // lacks it, or nil when the base already has it. The base's own passwd and
 // group files are extended, never replaced.
-func userEntries(base v1.Image) ([]layers.Entry, error) {
-	files, err := findFiles(base, "etc/passwd", "etc/group")
-	if err != nil {
-		return nil, fmt.Errorf("reading the base image's /etc/passwd: %w", err)
-	}
-	passwd, group := files["etc/passwd"], files["etc/group"]
+func userEntries(facts *baseFacts) []layers.Entry {
+	passwd, group := facts.Passwd, facts.Group
 	if hasID(passwd, NonRootUID) && hasID(group, NonRootUID) {
-		return nil, nil
+		return nil
 	}
 	if passwd == nil {
 		passwd = []byte(passwdRoot)
@@ -90,7 +128,7 @@ func userEntries(base v1.Image) ([]layers.Entry, error) {
 		{Name: "/home", Dir: true, Mode: 0o755},
 		{Name: NonRootHome, Dir: true, Mode: 0o755, UID: NonRootUID, GID: NonRootUID},
 		{Name: "/tmp", Dir: true, Mode: 0o1777},
-	}, nil
+	}
 }
 
 func appendLine(b []byte, line string) []byte {
@@ -147,10 +185,15 @@ func findFiles(img v1.Image, names ...string) (map[string][]byte, error) {
 					}
 					dir, base := path.Split(want)
 					switch {
-					case n == want && h.Typeflag == tar.TypeReg:
-						b, err := io.ReadAll(tr)
-						if err != nil {
-							return err
+					case n == want && (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink):
+						var b []byte
+						if h.Typeflag == tar.TypeReg && h.Size < 1<<20 {
+							if b, err = io.ReadAll(tr); err != nil {
+								return err
+							}
+						}
+						if b == nil {
+							b = []byte{}
 						}
 						out[want], found[want] = b, true
 					case n == path.Join(dir, ".wh."+base):

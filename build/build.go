@@ -192,12 +192,14 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	}
 
 	// System layer: the non-root user, when the base lacks it.
-	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && b.plan.User != "" {
-		ents, err := userEntries(base)
-		if err != nil {
+	var facts *baseFacts
+	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init) {
+		if facts, err = inspectBase(b.opts.Store, base); err != nil {
 			return nil, err
 		}
-		if ents != nil {
+	}
+	if facts != nil && b.plan.User != "" {
+		if ents := userEntries(facts); ents != nil {
 			l, err := b.opts.Store.FromEntries(ents)
 			if err != nil {
 				return nil, err
@@ -270,6 +272,13 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	}
 	cfg = cfg.DeepCopy()
 	b.configure(cfg, pl)
+	if b.plan.Init && len(cfg.Config.Entrypoint) > 0 {
+		if facts != nil && facts.Init != "" {
+			cfg.Config.Entrypoint = append([]string{facts.Init, "--"}, cfg.Config.Entrypoint...)
+		} else {
+			b.logf("note: the base has no tini, so the app runs as PID 1 and orphaned child processes are not reaped; use a base with tini or run the container with --init")
+		}
+	}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		return nil, err

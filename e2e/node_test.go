@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -107,6 +108,20 @@ func TestNodeFixtures(t *testing.T) {
 			for _, p := range append(tc.absent, "app/.git", "app/.env") {
 				if c.exists(p) {
 					t.Errorf("/%s is in the image", p)
+				}
+			}
+			if tc.fixture == "node-express" {
+				// Orphans are reaped: tini (from the base) is PID 1.
+				if status, _, _ := c.get("/spawn"); status != http.StatusOK {
+					t.Fatalf("GET /spawn = %d", status)
+				}
+				time.Sleep(1500 * time.Millisecond)
+				if z := c.zombies(); len(z) > 0 {
+					t.Errorf("zombie processes in the container: %v", z)
+				}
+				cfg, _ := layoutImage(t, out).ConfigFile()
+				if cfg.Config.Entrypoint[0] != "/usr/bin/tini" {
+					t.Errorf("entrypoint %v, want tini from the base first", cfg.Config.Entrypoint)
 				}
 			}
 			if d := c.stop(); d.Seconds() > 2 {

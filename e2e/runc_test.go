@@ -143,3 +143,48 @@ func (c *container) exists(path string) bool {
 	_, err := os.Lstat(filepath.Join(c.bundle, "rootfs", path))
 	return err == nil
 }
+
+// zombies lists the container's zombie processes: children of its PID 1
+// in state Z, found through the host's /proc (exited tasks leave the
+// cgroup, so runc ps does not show them).
+func (c *container) zombies() []string {
+	c.t.Helper()
+	var pids []int
+	json.Unmarshal([]byte(run(c.t, c.runc, "ps", "--format", "json", c.id)), &pids)
+	if len(pids) == 0 {
+		c.t.Fatalf("runc ps found no process")
+	}
+	initPid := fmt.Sprint(pids[0])
+	for _, p := range pids {
+		if p < pids[0] {
+			initPid = fmt.Sprint(p)
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var name, state, ppid string
+		for _, line := range strings.Split(string(st), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "Name:":
+				name = f[1]
+			case "State:":
+				state = f[1]
+			case "PPid:":
+				ppid = f[1]
+			}
+		}
+		if ppid == initPid && state == "Z" {
+			out = append(out, name+" "+e.Name())
+		}
+	}
+	return out
+}

@@ -158,6 +158,17 @@ func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
 	return &Layer{Desc: d, path: s.blobPath(d.Digest)}, nil
 }
 
+// ReadMeta returns a small metadata record stored under key.
+func (s *Store) ReadMeta(key string) ([]byte, bool) {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "keys", key+".meta"))
+	return b, err == nil
+}
+
+// WriteMeta stores a small metadata record under key, atomically.
+func (s *Store) WriteMeta(key string, b []byte) error {
+	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".meta"), b, 0o644)
+}
+
 // Remove deletes a blob (e.g. one found to hold a secret); step entries
 // that point at it become misses.
 func (s *Store) Remove(h v1.Hash) error {

@@ -66,7 +66,10 @@ type Plan struct {
 	// Layers are appended on the base in slice order.
 	Layers []Layer `json:"layers"`
 
-	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Init runs the entrypoint under the base's init (tini) when it has
+	// one, so signals are forwarded and orphaned processes reaped.
+	Init       bool              `json:"init,omitempty"`
 	Cmd        []string          `json:"cmd,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
 	WorkingDir string            `json:"workingDir,omitempty"`

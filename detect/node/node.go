@@ -137,6 +137,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Ports:      []int{8080},
 		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080"},
 		Runtime:    map[string]string{"node": strconv.Itoa(major)},
+		Init:       true,
 	}
 	depKey := dependencyKey(pkg)
 	installProd := plan.Step{
