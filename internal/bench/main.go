@@ -46,7 +46,7 @@ func main() {
 	}
 	packer := flag.String("packer", "bin/packer", "packer binary")
 	runs := flag.Int("runs", 3, "runs per measurement (medians are reported)")
-	suites := flag.String("suite", "layer,ko", "suites to run")
+	suites := flag.String("suite", "layer,ko,node", "suites to run")
 	tree := flag.String("tree", "", "tree for the layer suite (default: GOROOT)")
 	fixture := flag.String("fixture", "testdata/fixtures/go-server", "Go fixture for the ko suite")
 	flag.Parse()
@@ -58,6 +58,8 @@ func main() {
 			err = layerSuite(*tree, *runs)
 		case "ko":
 			err = koSuite(*packer, *fixture, *runs)
+		case "node":
+			err = nodeSuite(*packer, *runs)
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,7 +32,13 @@ var debianRef, debianErr string
 // test skips (fails under CI=true).
 func DebianBase(t testing.TB) string {
 	t.Helper()
-	debianOnce.Do(func() { debianRef, debianErr = makeDebianBase() })
+	debianOnce.Do(func() {
+		ref, err := EnsureDebianBase()
+		debianRef = ref
+		if err != nil {
+			debianErr = err.Error()
+		}
+	})
 	if debianErr != "" {
 		if InCI() {
 			t.Fatalf("Debian test base: %s", debianErr)
@@ -39,6 +46,16 @@ func DebianBase(t testing.TB) string {
 		t.Skipf("SKIP: Debian test base unavailable: %s", debianErr)
 	}
 	return debianRef
+}
+
+// EnsureDebianBase builds (once per machine) and returns the Debian test
+// base as "oci:DIR:trixie".
+func EnsureDebianBase() (string, error) {
+	ref, msg := makeDebianBase()
+	if msg != "" {
+		return "", errors.New(msg)
+	}
+	return ref, nil
 }
 
 func makeDebianBase() (string, string) {

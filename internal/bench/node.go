@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+// nodeSuite: per Node.js fixture, a cold build (empty packer cache; npm's
+// own download cache is the machine's), a one-file rebuild and the image
+// size, on the Debian 13 test base.
+func nodeSuite(packer string, runs int) error {
+	base, err := testutil.EnsureDebianBase()
+	if err != nil {
+		return fmt.Errorf("Debian test base: %w", err)
+	}
+	packer, _ = filepath.Abs(packer)
+	type fx struct{ name, fixture, edit, variant string }
+	fixtures := []fx{
+		{"express (npm)", "node-express", "server.js", ""},
+		{"fastify (pnpm)", "node-fastify-pnpm", "server.js", ""},
+		{"typescript build (npm)", "node-ts-build", "src/server.ts", ""},
+		{"vite react spa (npm)", "node-vite-spa", "src/main.jsx", ""},
+		{"next.js standalone", "node-next-standalone", "app/page.js", ""},
+		{"next.js next start", "node-next-standalone", "app/page.js", "no-standalone"},
+	}
+	tmp := mustTemp()
+	defer os.RemoveAll(tmp)
+	env := append(os.Environ(), "COREPACK_INTEGRITY_KEYS=0", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "NEXT_TELEMETRY_DISABLED=1")
+	fmt.Printf("\n## Node.js fixtures on the Debian 13 base (medians of %d)\n", runs)
+	fmt.Printf("%-24s %10s %16s %12s %12s\n", "fixture", "cold", "one-file rebuild", "image", "packer layers")
+	for _, f := range fixtures {
+		var cold, warm []time.Duration
+		var total, ours int64
+		for i := 0; i < runs; i++ {
+			dir := filepath.Join(tmp, fmt.Sprintf("%s-%s-%d", f.fixture, f.variant, i))
+			if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", f.fixture), dir).Run(); err != nil {
+				return err
+			}
+			if f.variant == "no-standalone" {
+				cfg := filepath.Join(dir, "next.config.mjs")
+				b, _ := os.ReadFile(cfg)
+				os.WriteFile(cfg, bytes.Replace(b, []byte("output: 'standalone',"), nil, 1), 0o644)
+			}
+			cache := filepath.Join(dir+"-cache")
+			out := filepath.Join(dir + "-out")
+			build := func() error {
+				cmd := exec.Command(packer, "build", "-q", dir, "--base", base, "--cache-dir", cache, "-o", "oci:"+out, "-t", "app:v1")
+				cmd.Env = env
+				return runQuiet(cmd)
+			}
+			d, err := timeIt(build)
+			if err != nil {
+				return fmt.Errorf("%s cold: %w", f.name, err)
+			}
+			cold = append(cold, d)
+			src := filepath.Join(dir, f.edit)
+			b, _ := os.ReadFile(src)
+			os.WriteFile(src, []byte(strings.Replace(string(b), "hello from", fmt.Sprintf("hello (%d) from", i), 1)), 0o644)
+			d, err = timeIt(build)
+			if err != nil {
+				return fmt.Errorf("%s rebuild: %w", f.name, err)
+			}
+			warm = append(warm, d)
+			total, ours, err = imageSize(out)
+			if err != nil {
+				return err
+			}
+		}
+		fmt.Printf("%-24s %10s %16s %10.1fMB %10.1fMB\n", f.name, median(cold).Round(time.Millisecond), median(warm).Round(time.Millisecond), float64(total)/1e6, float64(ours)/1e6)
+	}
+	fmt.Println("image = all compressed layers incl. the 262 MB (uncompressed) Debian base; packer layers = the layers packer added")
+	return nil
+}
+
+// imageSize returns the compressed size of all layers and of the layers
+// packer added (those after the base's one layer).
+func imageSize(dir string) (total, ours int64, err error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return 0, 0, err
+	}
+	img, err := idx.Image(im.Manifests[len(im.Manifests)-1].Digest)
+	if err != nil {
+		return 0, 0, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, 0, err
+	}
+	for i, l := range m.Layers {
+		total += l.Size
+		if i > 0 {
+			ours += l.Size
+		}
+	}
+	return total, ours, nil
+}
