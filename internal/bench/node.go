@@ -50,7 +50,7 @@ func nodeSuite(packer string, runs int) error {
 				b, _ := os.ReadFile(cfg)
 				os.WriteFile(cfg, bytes.Replace(b, []byte("output: 'standalone',"), nil, 1), 0o644)
 			}
-			cache := filepath.Join(dir+"-cache")
+			cache := filepath.Join(dir + "-cache")
 			out := filepath.Join(dir + "-out")
 			build := func() error {
 				cmd := exec.Command(packer, "build", "-q", dir, "--base", base, "--cache-dir", cache, "-o", "oci:"+out, "-t", "app:v1")
