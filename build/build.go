@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -259,7 +260,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		}
 		ly := stepLayers[l.From][0]
 		stepLayers[l.From] = stepLayers[l.From][1:]
-		add(l.Name, fmt.Sprintf("packer: %s → %s", strings.Join(stepByName(b.plan, l.From).Run, " "), l.Dest), ly, stepCached[l.From])
+		add(l.Name, fmt.Sprintf("packer: %s → %s", shortCommand(stepByName(b.plan, l.From).Run), l.Dest), ly, stepCached[l.From])
 	}
 
 	img, err := mutate.Append(base, adds...)
@@ -367,6 +368,19 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// shortCommand renders an argv for the log, a multi-line script as its
+// first line.
+func shortCommand(argv []string) string {
+	var out []string
+	for _, a := range argv {
+		if i := strings.IndexByte(a, '\n'); i >= 0 {
+			a = fmt.Sprintf("'%s …' (%d lines)", a[:i], strings.Count(a, "\n")+1)
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
 }
 
 func stepByName(p *plan.Plan, name string) plan.Step {
@@ -561,8 +575,9 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		Output string
 		Key    string
 		Native bool
+		Files  map[string]string
 		Layers []plan.Layer
-	}{s.Run, env, s.Output, s.Key, s.NativeCheck, specs})
+	}{s.Run, env, s.Output, s.Key, s.NativeCheck, s.Files, specs})
 	key := layers.Key("step/v1", b.opts.Version, layers.Compressor(), pl.String(), string(stepJSON), tc, inHash)
 
 	if !b.opts.NoCache {
@@ -580,9 +595,22 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		}
 		*staging = dir
 	}
-	b.logf("step %s (%s): %s", s.Name, pl.String(), strings.Join(s.Run, " "))
+	for name, content := range s.Files {
+		p := filepath.Join(*staging, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, false, err
+		}
+		if err := os.WriteFile(p, []byte(expandPlatform(content, pl)), 0o644); err != nil {
+			return nil, false, err
+		}
+	}
+	b.logf("step %s (%s): %s", s.Name, pl.String(), shortCommand(s.Run))
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, s.Run[0], s.Run[1:]...)
+	argv := make([]string, len(s.Run))
+	for i, a := range s.Run {
+		argv[i] = expandPlatform(a, pl)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = *staging
 	cmd.Env = os.Environ()
 	for _, kv := range sortedKV(b.opts.SecretEnv) {
@@ -591,8 +619,21 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	for _, kv := range sortedKV(env) {
 		cmd.Env = append(cmd.Env, kv)
 	}
-	cmd.Stdout, cmd.Stderr = b.log, b.log
+	tail := &tailBuffer{max: 256 << 10}
+	out := io.MultiWriter(b.log, tail)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
+		for _, h := range s.Errors {
+			re, rerr := regexp.Compile(h.Pattern)
+			if rerr != nil {
+				continue
+			}
+			if m := re.FindSubmatchIndex(tail.buf); m != nil {
+				// Platform placeholders first: Expand would read ${X} as a group.
+				msg := string(re.Expand(nil, []byte(expandPlatform(h.Message, pl)), tail.buf, m))
+				return nil, false, fmt.Errorf("step %s failed: %s", s.Name, msg)
+			}
+		}
 		if _, ok := err.(*exec.Error); ok {
 			return nil, false, fmt.Errorf("step %s needs %q on PATH: %w; install it or choose another --base/--provider", s.Name, s.Run[0], err)
 		}
@@ -605,7 +646,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	b.report.StepsRun++
 	b.logf("step %s (%s): done in %s", s.Name, pl.String(), time.Since(start).Round(time.Millisecond))
 
-	out := filepath.Join(*staging, filepath.FromSlash(s.Output))
+	outDir := filepath.Join(*staging, filepath.FromSlash(s.Output))
 	var ls []*layers.Layer
 	for _, spec := range specs {
 		uid, gid, err := layers.ParseOwner(spec.Owner)
@@ -616,7 +657,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		if err != nil {
 			return nil, false, err
 		}
-		files, err := layers.Collect(filepath.Join(out, filepath.FromSlash(spec.Root)), ig, spec.Include)
+		files, err := layers.Collect(filepath.Join(outDir, filepath.FromSlash(spec.Root)), ig, spec.Include)
 		if err != nil {
 			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: %w", s.Name, spec.Name, err)
 		}
@@ -686,11 +727,32 @@ func (b *builder) stage() (string, error) {
 // nodeArch maps GOARCH names to Node's process.arch names.
 var nodeArch = map[string]string{"amd64": "x64", "arm64": "arm64", "arm": "arm", "386": "ia32", "ppc64le": "ppc64", "s390x": "s390x", "riscv64": "riscv64"}
 
+// machine maps GOARCH names to uname -m names.
+var machine = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+func expandPlatform(s string, pl v1.Platform) string {
+	return strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant,
+		plan.NodeArch, nodeArch[pl.Architecture], plan.TargetMachine, machine[pl.Architecture]).Replace(s)
+}
+
 func expandEnv(env map[string]string, pl v1.Platform) map[string]string {
-	r := strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant, plan.NodeArch, nodeArch[pl.Architecture])
 	out := map[string]string{}
 	for k, v := range env {
-		out[k] = r.Replace(v)
+		out[k] = expandPlatform(v, pl)
 	}
 	return out
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte{}, t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
 }

@@ -5,8 +5,10 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -156,3 +158,5 @@ func fixture(t *testing.T, name string) string {
 	run(t, "cp", "-a", src, dst)
 	return dst
 }
+
+func newTar(r io.Reader) *tar.Reader { return tar.NewReader(r) }

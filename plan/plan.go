@@ -41,6 +41,9 @@ const (
 	// NodeArch is the target architecture in Node's naming (x64, arm64,
 	// ia32, ...), for npm's --cpu.
 	NodeArch = "${NODEARCH}"
+	// TargetMachine is the target architecture as uname -m names it
+	// (x86_64, aarch64, ...), for Python's platform tags.
+	TargetMachine = "${TARGETMACHINE}"
 )
 
 // Plan is what a provider decides about an app.
@@ -92,6 +95,12 @@ type Plan struct {
 	Origins map[string]string `json:"origins,omitempty"`
 }
 
+// ErrorHint maps a step failure's output to advice.
+type ErrorHint struct {
+	Pattern string `json:"pattern"`
+	Message string `json:"message"`
+}
+
 // Healthcheck is a Docker-format health check.
 type Healthcheck struct {
 	// Test is ["CMD", argv...] or ["CMD-SHELL", command].
@@ -125,6 +134,13 @@ type Step struct {
 	// the step produced (native addons, shared objects) is for the target
 	// platform, and fail naming the file otherwise.
 	NativeCheck bool `json:"nativeCheck,omitempty"`
+	// Files are written into the staging copy (paths relative to it)
+	// before the step runs, e.g. requirements generated from a lockfile.
+	Files map[string]string `json:"files,omitempty"`
+	// Errors turn known failure output into a clear message: the first
+	// pattern (a Go regexp) found in the step's output gives the error's
+	// hint, with $1... replaced by the pattern's groups.
+	Errors []ErrorHint `json:"errors,omitempty"`
 	// Hint is added to the error when the step fails: the likely fix
 	// ("run npm install and commit package-lock.json").
 	Hint string `json:"hint,omitempty"`

@@ -12,6 +12,16 @@ missing=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
+# uv and pipenv make the Python fixtures' lockfiles at test time (committed
+# uv.lock / Pipfile.lock files would carry the package index's address).
+# Resolved outside any project directory, as the tests do.
+if command -v python3 >/dev/null 2>&1; then
+  if ! (cd / && python3 -c 'import uv, pipenv' 2>/dev/null); then
+    echo "test-deps: installing uv and pipenv with pip" >&2
+    (cd / && python3 -m pip install -q --disable-pip-version-check uv pipenv) || echo "test-deps: could not install uv/pipenv; the Python lockfile tests will skip" >&2
+  fi
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -5,6 +5,7 @@ import (
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/golang"
 	"github.com/packer-build/packer/detect/node"
+	"github.com/packer-build/packer/detect/python"
 )
 
 // Providers returns the providers in the order they are tried; the first
@@ -14,5 +15,6 @@ func Providers() []detect.Provider {
 	return []detect.Provider{
 		golang.Provider{},
 		node.Provider{},
+		python.Provider{},
 	}
 }

@@ -29,11 +29,12 @@ func TestGoldenPlans(t *testing.T) {
 		t.Run(e.Name(), func(t *testing.T) {
 			dir := filepath.Join(root, e.Name())
 			p, err := detect.Run(context.Background(), os.DirFS(dir), detect.Options{}, builtin.Providers(), "")
+			var b []byte
 			if err != nil {
-				t.Fatalf("detect.Run() = %v", err)
-			}
-			b, err := p.JSON()
-			if err != nil {
+				// Fixtures whose lockfile is made at test time (uv.lock,
+				// Pipfile.lock carry the index's address) pin the error.
+				b = []byte("error: " + err.Error() + "\n")
+			} else if b, err = p.JSON(); err != nil {
 				t.Fatal(err)
 			}
 			testutil.Golden(t, filepath.Join(root, e.Name()+".plan.json"), b)

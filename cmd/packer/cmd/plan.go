@@ -320,7 +320,14 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	}
 	fmt.Fprintf(w, "base:        %s%s\n", p.Base, from("base"))
 	for _, s := range p.Steps {
-		fmt.Fprintf(w, "step:        %s: %s\n", s.Name, strings.Join(s.Run, " "))
+		var args []string
+		for _, a := range s.Run {
+			if n := strings.Count(a, "\n"); n > 0 {
+				a = fmt.Sprintf("'<script, %d lines: packer plan --json shows it>'", n+1)
+			}
+			args = append(args, a)
+		}
+		fmt.Fprintf(w, "step:        %s: %s\n", s.Name, strings.Join(args, " "))
 	}
 	for _, k := range buildargs.Keys(p.BuildArgs) {
 		fmt.Fprintf(w, "build arg:   %s=%s%s\n", k, p.BuildArgs[k], from("buildArgs."+k))
