@@ -561,9 +561,13 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	if err != nil {
 		return nil, false, err
 	}
-	inputs, err := layers.Collect(b.dir, b.ignore, existing(b.dir, s.Inputs))
-	if err != nil {
-		return nil, false, err
+	// No Inputs means the whole context; Inputs none of which exist (an
+	// optional pip.conf) mean no files at all.
+	var inputs []layers.File
+	if in := existing(b.dir, s.Inputs); len(s.Inputs) == 0 || len(in) > 0 {
+		if inputs, err = layers.Collect(b.dir, b.ignore, in); err != nil {
+			return nil, false, err
+		}
 	}
 	inHash, err := layers.HashFiles(inputs)
 	if err != nil {

@@ -230,3 +230,19 @@ func TestPythonBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestPythonLockfileCache: with a lockfile turned into generated
+// requirements, a source change still does not run pip.
+func TestPythonLockfileCache(t *testing.T) {
+	hostPython(t)
+	dir := fixture(t, "py-fastapi-uv")
+	lockFixture(t, dir)
+	env := cacheEnv(t)
+	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")
+	main := filepath.Join(dir, "main.py")
+	os.WriteFile(main, []byte(strings.Replace(readFile(t, main), "hello from fastapi", "hello again", 1)), 0o644)
+	r := packer(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "b"), "-t", "app:v1")
+	if r.err != nil || !strings.Contains(r.stderr, "inputs unchanged, skipped") {
+		t.Errorf("source change with uv.lock: err %v, pip ran:\n%s", r.err, r.stderr)
+	}
+}

@@ -14,7 +14,7 @@ import (
 	"github.com/packer-build/packer/internal/testutil"
 )
 
-// nodeSuite: per Node.js fixture, a cold build (empty packer cache; npm's
+// nodeSuite: per Node.js and Python fixture, a cold build (empty packer cache; npm's
 // own download cache is the machine's), a one-file rebuild and the image
 // size, on the Debian 13 test base.
 func nodeSuite(packer string, runs int) error {
@@ -23,19 +23,25 @@ func nodeSuite(packer string, runs int) error {
 		return fmt.Errorf("Debian test base: %w", err)
 	}
 	packer, _ = filepath.Abs(packer)
-	type fx struct{ name, fixture, edit, variant string }
+	type fx struct {
+		name, fixture, edit, variant string
+		lock                         []string // python3 -m ... run in the copy first
+	}
 	fixtures := []fx{
-		{"express (npm)", "node-express", "server.js", ""},
-		{"fastify (pnpm)", "node-fastify-pnpm", "server.js", ""},
-		{"typescript build (npm)", "node-ts-build", "src/server.ts", ""},
-		{"vite react spa (npm)", "node-vite-spa", "src/main.jsx", ""},
-		{"next.js standalone", "node-next-standalone", "app/page.js", ""},
-		{"next.js next start", "node-next-standalone", "app/page.js", "no-standalone"},
+		{"express (npm)", "node-express", "server.js", "", nil},
+		{"fastify (pnpm)", "node-fastify-pnpm", "server.js", "", nil},
+		{"typescript build (npm)", "node-ts-build", "src/server.ts", "", nil},
+		{"vite react spa (npm)", "node-vite-spa", "src/main.jsx", "", nil},
+		{"next.js standalone", "node-next-standalone", "app/page.js", "", nil},
+		{"next.js next start", "node-next-standalone", "app/page.js", "no-standalone", nil},
+		{"flask (requirements.txt)", "py-flask", "app.py", "", nil},
+		{"fastapi (uv.lock)", "py-fastapi-uv", "main.py", "", []string{"uv", "lock"}},
+		{"django (Pipfile.lock)", "py-django-pipenv", "mysite/urls.py", "", []string{"pipenv", "lock"}},
 	}
 	tmp := mustTemp()
 	defer os.RemoveAll(tmp)
 	env := append(os.Environ(), "COREPACK_INTEGRITY_KEYS=0", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "NEXT_TELEMETRY_DISABLED=1")
-	fmt.Printf("\n## Node.js fixtures on the Debian 13 base (medians of %d)\n", runs)
+	fmt.Printf("\n## Node.js and Python fixtures on the Debian 13 base (medians of %d)\n", runs)
 	fmt.Printf("%-24s %10s %16s %12s %12s\n", "fixture", "cold", "one-file rebuild", "image", "packer layers")
 	for _, f := range fixtures {
 		var cold, warm []time.Duration
@@ -44,6 +50,18 @@ func nodeSuite(packer string, runs int) error {
 			dir := filepath.Join(tmp, fmt.Sprintf("%s-%s-%d", f.fixture, f.variant, i))
 			if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", f.fixture), dir).Run(); err != nil {
 				return err
+			}
+			if f.lock != nil {
+				py, err := exec.Command("sh", "-c", "cd / && python3 -c 'import sys; print(sys.executable)'").Output()
+				if err != nil {
+					return err
+				}
+				cmd := exec.Command(strings.TrimSpace(string(py)), append([]string{"-m"}, f.lock...)...)
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), "PIPENV_VENV_IN_PROJECT=0", "PIPENV_IGNORE_VIRTUALENVS=1")
+				if err := runQuiet(cmd); err != nil {
+					return fmt.Errorf("%s: %w", f.name, err)
+				}
 			}
 			if f.variant == "no-standalone" {
 				cfg := filepath.Join(dir, "next.config.mjs")
