@@ -29,7 +29,7 @@ func layoutImage(t *testing.T, dir string) v1.Image {
 		t.Fatal(err)
 	}
 	im, _ := idx.IndexManifest()
-	img, err := idx.Image(im.Manifests[len(im.Manifests)-1].Digest)
+	img, err := idx.Image(im.Manifests[0].Digest) // the tagged image; SBOM referrers follow it
 	if err != nil {
 		t.Fatal(err)
 	}

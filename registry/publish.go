@@ -28,7 +28,10 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // manifest by digest — and only then moves the tags, so a failed push
 // never leaves a tag pointing at a partial image. It returns the digest
 // references pushed.
-func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag) ([]name.Digest, error) {
+//
+// referrers (SBOM artifacts whose subject is the result or one of its
+// images) are pushed after the result and before the tags.
+func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag, referrers ...v1.Image) ([]name.Digest, error) {
 	d, err := res.Digest()
 	if err != nil {
 		return nil, err
@@ -45,6 +48,15 @@ func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag) ([
 		dig := repo.Digest(d.String())
 		if err := write(dig, res, opts); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
+		}
+		for _, r := range referrers {
+			rd, err := r.Digest()
+			if err != nil {
+				return nil, err
+			}
+			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
+				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
+			}
 		}
 		pushed = append(pushed, dig)
 	}
@@ -72,7 +84,10 @@ func write(ref name.Reference, res build.Result, opts []remote.Option) error {
 // renamed into place; in an existing layout blobs are added first and
 // index.json is replaced atomically last, so a failure leaves no
 // half-written layout.
-func WriteLayout(dir string, res build.Result, tags []string) error {
+//
+// referrers are added to the layout's index.json untagged, as the OCI
+// image layout keeps artifacts that refer to an image.
+func WriteLayout(dir string, res build.Result, tags []string, referrers ...v1.Image) error {
 	if len(tags) == 0 {
 		tags = []string{name.DefaultTag}
 	}
@@ -88,7 +103,7 @@ func WriteLayout(dir string, res build.Result, tags []string) error {
 			return fmt.Errorf("creating output directory: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		if err := writeLayout(tmp, res, tags, true); err != nil {
+		if err := writeLayout(tmp, res, tags, true, referrers); err != nil {
 			return err
 		}
 		os.Remove(dir) // an empty directory may stand in the way
@@ -97,10 +112,10 @@ func WriteLayout(dir string, res build.Result, tags []string) error {
 		}
 		return nil
 	}
-	return writeLayout(dir, res, tags, false)
+	return writeLayout(dir, res, tags, false, referrers)
 }
 
-func writeLayout(dir string, res build.Result, tags []string, fresh bool) error {
+func writeLayout(dir string, res build.Result, tags []string, fresh bool, referrers []v1.Image) error {
 	var p layout.Path
 	var err error
 	if fresh {
@@ -140,6 +155,24 @@ func writeLayout(dir string, res build.Result, tags []string, fresh bool) error 
 		dd := *desc
 		dd.Annotations = map[string]string{refNameAnnotation: t}
 		adds = append(adds, mutate.IndexAddendum{Add: res.(mutate.Appendable), Descriptor: dd})
+	}
+	for _, r := range referrers {
+		if err := p.WriteImage(r); err != nil {
+			return fmt.Errorf("writing the SBOM to %s: %w", dir, err)
+		}
+		rd, err := partial.Descriptor(r)
+		if err != nil {
+			return err
+		}
+		var am struct {
+			ArtifactType string `json:"artifactType"`
+		}
+		if raw, err := r.RawManifest(); err == nil {
+			json.Unmarshal(raw, &am)
+		}
+		rd.ArtifactType = am.ArtifactType
+		idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return d.Digest == rd.Digest })
+		adds = append(adds, mutate.IndexAddendum{Add: r, Descriptor: *rd})
 	}
 	idx = mutate.AppendManifests(idx, adds...)
 	im, err := idx.IndexManifest()

@@ -110,7 +110,7 @@ func imageSize(dir string) (total, ours int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	img, err := idx.Image(im.Manifests[len(im.Manifests)-1].Digest)
+	img, err := idx.Image(im.Manifests[0].Digest) // the tagged image; SBOM referrers follow it
 	if err != nil {
 		return 0, 0, err
 	}

@@ -38,6 +38,8 @@ type buildOptions struct {
 	cacheDir  string
 	noCache   bool
 	secrets   []string
+	sboms     string
+	sbomDir   string
 }
 
 type output struct {
@@ -77,6 +79,8 @@ Outputs (-o, repeatable):
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
+	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
+	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -95,6 +99,10 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		platformSpec = strings.Join(settings.Platforms, ",")
 	}
 	platforms, err := ParsePlatforms(platformSpec)
+	if err != nil {
+		return err
+	}
+	formats, err := parseSBOMFormats(o.sboms)
 	if err != nil {
 		return err
 	}
@@ -193,6 +201,10 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if err := guard(res, rep, secrets, platforms, store); err != nil {
 		return err
 	}
+	referrers, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tagIDs, tags, dir), store, log)
+	if err != nil {
+		return err
+	}
 	digest, err := res.Digest()
 	if err != nil {
 		return err
@@ -212,7 +224,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	for _, out := range outs {
 		switch out.kind {
 		case "oci":
-			if err := registry.WriteLayout(out.path, res, tagIDs); err != nil {
+			if err := registry.WriteLayout(out.path, res, tagIDs, referrers...); err != nil {
 				return err
 			}
 			fmt.Fprintf(log, "packer: wrote OCI layout %s\n", out.path)
@@ -222,7 +234,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 			}
 			fmt.Fprintf(log, "packer: wrote docker-archive %s (docker load -i %s)\n", out.path, out.path)
 		case "registry":
-			pushed, err := client.Push(c.Context(), res, tags)
+			pushed, err := client.Push(c.Context(), res, tags, referrers...)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,174 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+
+	"github.com/packer-build/packer/registry"
+)
+
+func newSBOM(ro *rootOptions) *cobra.Command {
+	var format, platform string
+	var insecure []string
+	c := &cobra.Command{
+		Use:   "sbom IMAGE",
+		Short: "Print the SBOM attached to an image (a registry reference or oci:DIR[:TAG])",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ft, ok := sbomTypes[format]
+			if !ok {
+				return fmt.Errorf("invalid --format %q: use spdx or cyclonedx", format)
+			}
+			client := &registry.Client{Insecure: insecure}
+			subject, referrers, fetch, err := resolveReferrers(c, client, args[0], platform)
+			if err != nil {
+				return err
+			}
+			im, err := referrers.IndexManifest()
+			if err != nil {
+				return err
+			}
+			for _, d := range im.Manifests {
+				if d.ArtifactType != ft.mediaType {
+					continue
+				}
+				art, err := fetch(d.Digest)
+				if err != nil {
+					return fmt.Errorf("fetching the SBOM %s: %w", d.Digest, err)
+				}
+				ls, err := art.Layers()
+				if err != nil || len(ls) == 0 {
+					return fmt.Errorf("SBOM artifact %s has no document", d.Digest)
+				}
+				rc, err := ls[0].Compressed()
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				_, err = io.Copy(c.OutOrStdout(), rc)
+				return err
+			}
+			return fmt.Errorf("%s (%s) has no %s SBOM attached; build it with packer build --sbom %s", args[0], subject, format, format)
+		},
+	}
+	c.Flags().StringVar(&format, "format", "spdx", "spdx or cyclonedx")
+	c.Flags().StringVar(&platform, "platform", "", "for an index, the platform image (default: this machine's)")
+	c.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP")
+	return c
+}
+
+// resolveReferrers finds the image (the platform's, for an index) and the
+// artifacts that refer to it.
+type indexManifester interface {
+	IndexManifest() (*v1.IndexManifest, error)
+}
+
+func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform string) (v1.Hash, indexManifester, func(v1.Hash) (v1.Image, error), error) {
+	pls, err := ParsePlatforms(platform)
+	if err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	pl := pls[0]
+	if strings.HasPrefix(ref, registry.LayoutPrefix) {
+		dir, tag := registry.SplitLayoutRef(ref)
+		idx, err := layout.ImageIndexFromPath(dir)
+		if err != nil {
+			return v1.Hash{}, nil, nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+		var subject v1.Hash
+		found := false
+		for _, d := range im.Manifests {
+			if n := d.Annotations["org.opencontainers.image.ref.name"]; n != "" && (tag == "" || n == tag) {
+				subject, found = d.Digest, true
+				if d.MediaType.IsIndex() {
+					sub, err := idx.ImageIndex(d.Digest)
+					if err != nil {
+						return v1.Hash{}, nil, nil, err
+					}
+					if subject, err = platformDigest(sub, pl); err != nil {
+						return v1.Hash{}, nil, nil, err
+					}
+				}
+				break
+			}
+		}
+		if !found {
+			return v1.Hash{}, nil, nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
+		}
+		// In a layout, referrers are the index entries whose manifest
+		// names the image as subject.
+		var refs []v1.Descriptor
+		for _, d := range im.Manifests {
+			if d.ArtifactType == "" {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				continue
+			}
+			m, err := img.Manifest()
+			if err == nil && m.Subject != nil && m.Subject.Digest == subject {
+				refs = append(refs, d)
+			}
+		}
+		return subject, staticIndex(refs), idx.Image, nil
+	}
+	r, err := client.ParseReference(ref)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("invalid image %q: %w", ref, err)
+	}
+	opts := []remote.Option{remote.WithContext(c.Context())}
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	subject := desc.Digest
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+		if subject, err = platformDigest(idx, pl); err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+	}
+	refs, err := remote.Referrers(r.Context().Digest(subject.String()), opts...)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("listing referrers of %s: %w", ref, err)
+	}
+	fetch := func(h v1.Hash) (v1.Image, error) {
+		return remote.Image(r.Context().Digest(h.String()), opts...)
+	}
+	return subject, refs, fetch, nil
+}
+
+func platformDigest(idx v1.ImageIndex, pl v1.Platform) (v1.Hash, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.Satisfies(pl) {
+			return d.Digest, nil
+		}
+	}
+	return v1.Hash{}, fmt.Errorf("the index has no %s image; pass --platform", pl.String())
+}
+
+// staticIndex is an in-memory index listing descriptors (enough for
+// IndexManifest).
+type staticIndex []v1.Descriptor
+
+func (s staticIndex) IndexManifest() (*v1.IndexManifest, error) {
+	return &v1.IndexManifest{SchemaVersion: 2, Manifests: s}, nil
+}

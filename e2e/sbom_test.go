@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+// TestSBOMReferrers: pushed to a registry without the referrers API
+// (distribution 2.8), the SPDX and CycloneDX documents are attached
+// through the referrers tag schema and `packer sbom` reads them back; they
+// list the base's Debian packages and the production npm packages, not
+// the dev ones; two builds from different directories give byte-identical
+// documents.
+func TestSBOMReferrers(t *testing.T) {
+	needTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	host := startRegistry(t, "")
+	dir := fixture(t, "node-express")
+	ref := host + "/team/express:v1"
+	sbomDir := filepath.Join(t.TempDir(), "sbom")
+	out := mustPacker(t, nodeEnv(t), "build", dir, "--base", base, "--push", "-t", ref, "--sbom-dir", sbomDir)
+	digest := out[strings.Index(out, "@")+1:]
+
+	spdx := mustPacker(t, nil, "sbom", ref)
+	cdx := mustPacker(t, nil, "sbom", "--format", "cyclonedx", ref)
+	for _, want := range []string{"pkg:npm/express@4.22.3", "pkg:deb/debian/nodejs@", "pkg:deb/debian/libc6@", `"spdxVersion": "SPDX-2.3"`, digest} {
+		if !strings.Contains(spdx, want) {
+			t.Errorf("SPDX lacks %q", want)
+		}
+	}
+	if !strings.Contains(cdx, `"specVersion": "1.6"`) || !strings.Contains(cdx, "pkg:npm/express@4.22.3") {
+		t.Errorf("CycloneDX:\n%.400s", cdx)
+	}
+	if strings.Contains(spdx, "@types/express") || strings.Contains(spdx, "%40types/express") {
+		t.Errorf("a devDependency is in the SBOM")
+	}
+	file, _ := os.ReadFile(filepath.Join(sbomDir, "sbom.spdx.json"))
+	if string(bytes.TrimSpace(file)) != strings.TrimSpace(spdx) {
+		t.Errorf("--sbom-dir file differs from the attached SBOM")
+	}
+
+	d, _ := name.NewDigest(host+"/team/express@"+digest, name.Insecure)
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	types := map[string]bool{}
+	for _, m := range im.Manifests {
+		types[m.ArtifactType] = true
+	}
+	if !types["application/spdx+json"] || !types["application/vnd.cyclonedx+json"] {
+		t.Errorf("referrers = %+v", im.Manifests)
+	}
+
+	// Same inputs elsewhere: byte-identical SBOMs.
+	dir2 := fixture(t, "node-express")
+	sbomDir2 := filepath.Join(t.TempDir(), "sbom2")
+	mustPacker(t, nodeEnv(t), "build", dir2, "--base", base, "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-t", host+"/team/express:v1", "--sbom-dir", sbomDir2)
+	for _, f := range []string{"sbom.spdx.json", "sbom.cdx.json"} {
+		a, _ := os.ReadFile(filepath.Join(sbomDir, f))
+		b, _ := os.ReadFile(filepath.Join(sbomDir2, f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds", f)
+		}
+	}
+}
+
+// TestSBOMPerPlatformAndGoModules: each image of an index gets its own
+// SBOM, and a Go binary's modules (from its build info) are listed.
+func TestSBOMPerPlatformAndGoModules(t *testing.T) {
+	host := startRegistry(t, "")
+	dir := fixture(t, "go-vendored")
+	ref := host + "/team/vendored:v1"
+	mustPacker(t, cacheEnv(t), "build", dir, "--push", "--platform", "linux/amd64,linux/arm64", "-t", ref)
+	r, _ := name.ParseReference(ref, name.Insecure)
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	for _, m := range im.Manifests {
+		refs, err := remote.Referrers(r.Context().Digest(m.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rim, _ := refs.IndexManifest()
+		if len(rim.Manifests) != 2 {
+			t.Errorf("%s has %d referrers, want SPDX and CycloneDX", m.Platform, len(rim.Manifests))
+		}
+		spdx := mustPacker(t, nil, "sbom", "--platform", m.Platform.String(), ref)
+		if !strings.Contains(spdx, "pkg:golang/github.com/google/uuid@v1.6.0") || !strings.Contains(spdx, m.Digest.String()) {
+			t.Errorf("%s SBOM lacks the uuid module or its image digest", m.Platform)
+		}
+	}
+}

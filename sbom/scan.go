@@ -1,0 +1,420 @@
+// Package sbom builds SPDX 2.3 and CycloneDX 1.6 documents from what is in
+// an image: the base's OS packages (dpkg status and status.d, apk's
+// installed database), npm packages in node_modules (with the integrity
+// hashes npm recorded), Python distributions (*.dist-info/METADATA) and Go
+// modules (the build info of Go binaries). Documents are deterministic:
+// sorted, timestamped with the image's creation time.
+package sbom
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"debug/buildinfo"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"regexp"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Component is one package found in the image.
+type Component struct {
+	Type    string // "deb", "apk", "npm", "pypi", "golang"
+	Name    string
+	Version string
+	PURL    string
+	// SHA512 is a hex digest when the package manager recorded one.
+	SHA512 string
+	// Path is where the package was found (first occurrence).
+	Path string
+}
+
+var (
+	npmPkgRe = regexp.MustCompile(`(^|/)node_modules/((@[^/]+/)?[^/@]+)/package\.json$`)
+	distRe   = regexp.MustCompile(`(^|/)([^/]+)\.dist-info/METADATA$`)
+)
+
+// Cache keeps per-layer scan results (layers.Store implements it), so a
+// rebuild does not decompress the base again.
+type Cache interface {
+	ReadMeta(key string) ([]byte, bool)
+	WriteMeta(key string, b []byte) error
+}
+
+type layerScan struct {
+	Files    map[string][]byte `json:"files"`
+	Whiteout []string          `json:"whiteouts"`
+}
+
+// Scan reads the image's layers, bottom up, and returns its packages.
+// Files deleted by a later layer (whiteouts) are not reported. cache may
+// be nil.
+func Scan(img v1.Image, cache Cache) ([]Component, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{} // path → content, for files of interest
+	for _, l := range ls {
+		ly, err := scanCached(l, cache)
+		if err != nil {
+			return nil, err
+		}
+		for _, gone := range ly.Whiteout {
+			for p := range files {
+				if p == gone || strings.HasPrefix(p, gone+"/") || strings.TrimSuffix(p, "\x00go") == gone {
+					delete(files, p)
+				}
+			}
+		}
+		for p, b := range ly.Files {
+			files[p] = b
+		}
+	}
+	var out []Component
+	distro := osRelease(files["etc/os-release"], files["usr/lib/os-release"])
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	integrity := npmIntegrity(files)
+	for _, p := range paths {
+		b := files[p]
+		switch {
+		case p == "var/lib/dpkg/status" || strings.HasPrefix(p, "var/lib/dpkg/status.d/"):
+			out = append(out, dpkg(b, distro, p)...)
+		case p == "lib/apk/db/installed":
+			out = append(out, apk(b, distro, p)...)
+		case npmPkgRe.MatchString(p):
+			if c, ok := npm(b, p, integrity); ok {
+				out = append(out, c)
+			}
+		case distRe.MatchString(p):
+			if c, ok := pypi(b, p); ok {
+				out = append(out, c)
+			}
+		case strings.HasSuffix(p, "\x00go"):
+			out = append(out, golang(b, strings.TrimSuffix(p, "\x00go"))...)
+		}
+	}
+	return dedupe(out), nil
+}
+
+func interesting(name string) bool {
+	return name == "etc/os-release" || name == "usr/lib/os-release" || name == "var/lib/dpkg/status" ||
+		strings.HasPrefix(name, "var/lib/dpkg/status.d/") || name == "lib/apk/db/installed" ||
+		npmPkgRe.MatchString(name) || strings.HasSuffix(name, "node_modules/.package-lock.json") || distRe.MatchString(name)
+}
+
+func scanCached(l v1.Layer, cache Cache) (*layerScan, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	key := "sbom-layer-v1-" + d.Hex
+	if cache != nil {
+		if b, ok := cache.ReadMeta(key); ok {
+			var ly layerScan
+			if json.Unmarshal(b, &ly) == nil {
+				return &ly, nil
+			}
+		}
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	ly := &layerScan{Files: map[string][]byte{}}
+	if err := scanLayer(rc, ly); err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		if b, err := json.Marshal(ly); err == nil {
+			cache.WriteMeta(key, b)
+		}
+	}
+	return ly, nil
+}
+
+func scanLayer(r io.Reader, ly *layerScan) error {
+	files := ly.Files
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		dir, base := path.Split(name)
+		if strings.HasPrefix(base, ".wh.") {
+			ly.Whiteout = append(ly.Whiteout, path.Join(dir, strings.TrimPrefix(base, ".wh.")))
+			continue
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if interesting(name) && h.Size < 64<<20 {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				return err
+			}
+			files[name] = b
+			continue
+		}
+		// Go binaries: executables with Go build info.
+		if h.Mode&0o111 != 0 && h.Size > 1024 && h.Size < 256<<20 {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				return err
+			}
+			if bytes.HasPrefix(b, []byte("\x7fELF")) && bytes.Contains(b, []byte("\xff Go buildinf:")) {
+				if bi, err := buildinfo.Read(bytes.NewReader(b)); err == nil {
+					files[name+"\x00go"] = []byte(bi.String())
+				}
+			}
+		}
+	}
+}
+
+type distroInfo struct{ id, version string }
+
+func osRelease(bs ...[]byte) distroInfo {
+	for _, b := range bs {
+		if b == nil {
+			continue
+		}
+		d := distroInfo{}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			v = strings.Trim(v, `"`)
+			switch k {
+			case "ID":
+				d.id = v
+			case "VERSION_ID":
+				d.version = v
+			}
+		}
+		return d
+	}
+	return distroInfo{}
+}
+
+func (d distroInfo) qualifier() string {
+	if d.id == "" {
+		return ""
+	}
+	if d.version == "" {
+		return "&distro=" + d.id
+	}
+	return "&distro=" + d.id + "-" + d.version
+}
+
+func stanzas(b []byte) []map[string]string {
+	var out []map[string]string
+	cur := map[string]string{}
+	last := ""
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			if len(cur) > 0 {
+				out = append(out, cur)
+			}
+			cur, last = map[string]string{}, ""
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last != "" {
+				cur[last] += "\n" + line
+			}
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			cur[k] = strings.TrimSpace(v)
+			last = k
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func dpkg(b []byte, d distroInfo, p string) []Component {
+	var out []Component
+	ns := d.id
+	if ns == "" {
+		ns = "debian"
+	}
+	for _, s := range stanzas(b) {
+		if st := s["Status"]; st != "" && !strings.HasSuffix(st, " installed") {
+			continue
+		}
+		name, ver := s["Package"], s["Version"]
+		if name == "" || ver == "" {
+			continue
+		}
+		purl := fmt.Sprintf("pkg:deb/%s/%s@%s?arch=%s%s", ns, name, url.PathEscape(ver), s["Architecture"], d.qualifier())
+		out = append(out, Component{Type: "deb", Name: name, Version: ver, PURL: purl, Path: p})
+	}
+	return out
+}
+
+func apk(b []byte, d distroInfo, p string) []Component {
+	var out []Component
+	ns := d.id
+	if ns == "" {
+		ns = "alpine"
+	}
+	for _, block := range strings.Split(string(b), "\n\n") {
+		var name, ver, arch string
+		for _, line := range strings.Split(block, "\n") {
+			if len(line) < 2 || line[1] != ':' {
+				continue
+			}
+			switch line[0] {
+			case 'P':
+				name = line[2:]
+			case 'V':
+				ver = line[2:]
+			case 'A':
+				arch = line[2:]
+			}
+		}
+		if name != "" && ver != "" {
+			out = append(out, Component{Type: "apk", Name: name, Version: ver, PURL: fmt.Sprintf("pkg:apk/%s/%s@%s?arch=%s%s", ns, name, url.PathEscape(ver), arch, d.qualifier()), Path: p})
+		}
+	}
+	return out
+}
+
+// npmIntegrity maps node_modules paths to the integrity npm recorded in
+// node_modules/.package-lock.json.
+func npmIntegrity(files map[string][]byte) map[string]string {
+	out := map[string]string{}
+	for p, b := range files {
+		if !strings.HasSuffix(p, "node_modules/.package-lock.json") {
+			continue
+		}
+		root := strings.TrimSuffix(p, "node_modules/.package-lock.json")
+		var lock struct {
+			Packages map[string]struct {
+				Integrity string `json:"integrity"`
+			} `json:"packages"`
+		}
+		if json.Unmarshal(b, &lock) != nil {
+			continue
+		}
+		for k, v := range lock.Packages {
+			if strings.HasPrefix(v.Integrity, "sha512-") {
+				if raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(v.Integrity, "sha512-")); err == nil {
+					out[root+k] = hex.EncodeToString(raw)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func npm(b []byte, p string, integrity map[string]string) (Component, bool) {
+	var pkg struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(b, &pkg) != nil || pkg.Name == "" || pkg.Version == "" {
+		return Component{}, false
+	}
+	// Nested package.json files inside a package (test fixtures, dist) are
+	// not packages: the directory must be named like the package.
+	dir := strings.TrimSuffix(p, "/package.json")
+	if !strings.HasSuffix(dir, "node_modules/"+pkg.Name) {
+		return Component{}, false
+	}
+	name := pkg.Name
+	if strings.HasPrefix(name, "@") {
+		name = "%40" + strings.TrimPrefix(name, "@")
+	}
+	// integrity is keyed by image path (project root + node_modules/...).
+	return Component{Type: "npm", Name: pkg.Name, Version: pkg.Version, PURL: "pkg:npm/" + name + "@" + pkg.Version, Path: p, SHA512: integrity[dir]}, true
+}
+
+func pypi(b []byte, p string) (Component, bool) {
+	var name, ver string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" {
+			break // headers end at the first blank line
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			switch k {
+			case "Name":
+				name = strings.TrimSpace(v)
+			case "Version":
+				ver = strings.TrimSpace(v)
+			}
+		}
+	}
+	if name == "" || ver == "" {
+		return Component{}, false
+	}
+	norm := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name))
+	return Component{Type: "pypi", Name: name, Version: ver, PURL: "pkg:pypi/" + norm + "@" + ver, Path: p}, true
+}
+
+func golang(b []byte, p string) []Component {
+	bi, err := debug.ParseBuildInfo(string(b))
+	if err != nil {
+		return nil
+	}
+	if v, ok := strings.CutPrefix(strings.SplitN(string(b), "\n", 2)[0], "go\t"); ok && bi.GoVersion == "" {
+		bi.GoVersion = v // ParseBuildInfo leaves the go line to the caller
+	}
+	out := []Component{{Type: "golang", Name: "stdlib", Version: bi.GoVersion, PURL: "pkg:golang/stdlib@" + bi.GoVersion, Path: p}}
+	if bi.Main.Path != "" {
+		c := Component{Type: "golang", Name: bi.Main.Path, Version: bi.Main.Version, PURL: "pkg:golang/" + bi.Main.Path, Path: p}
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			c.PURL += "@" + url.PathEscape(v)
+		}
+		out = append(out, c)
+	}
+	for _, d := range bi.Deps {
+		m := d
+		if d.Replace != nil {
+			m = d.Replace
+		}
+		out = append(out, Component{Type: "golang", Name: m.Path, Version: m.Version, PURL: "pkg:golang/" + m.Path + "@" + m.Version, Path: p})
+	}
+	return out
+}
+
+func dedupe(cs []Component) []Component {
+	seen := map[string]bool{}
+	var out []Component
+	for _, c := range cs {
+		if seen[c.PURL] {
+			continue
+		}
+		seen[c.PURL] = true
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PURL < out[j].PURL })
+	return out
+}
