@@ -16,17 +16,17 @@ build: ## build bin/packer
 demo: build ## build the bundled Go fixture to an OCI layout (no registry, no network)
 	$(BIN) build testdata/fixtures/go-server -t hello:dev -o oci:bin/hello-layout
 
-deps: ## install the end-to-end tools (docker-registry, skopeo, umoci, runc) when missing
+deps: ## install the end-to-end tools (docker-registry, skopeo, umoci, runc, mmdebstrap, uv, pipenv; cosign via scripts/tools.sh) when missing
 	./scripts/test-deps.sh
 
 test: deps lint ## everything CI runs: lint, unit and end-to-end tests
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	PATH="$$(./scripts/tools.sh):$$PATH" $(GO) test -count=1 -timeout 25m $(PKGS)
 
 unit: ## unit tests only (no external tools)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e: deps ## end-to-end tests against real tools
-	$(GO) test -count=1 -v ./e2e/
+	PATH="$$(./scripts/tools.sh):$$PATH" $(GO) test -count=1 -v ./e2e/
 
 bench: build ## benchmarks with baselines measured in the same run (see BENCHMARKS.md)
 	./scripts/bench.sh

@@ -32,6 +32,15 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // referrers (SBOM artifacts whose subject is the result or one of its
 // images) are pushed after the result and before the tags.
 func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag, referrers ...v1.Image) ([]name.Digest, error) {
+	return c.PushSigned(ctx, res, tags, nil, referrers...)
+}
+
+// Signer makes the signature image for a digest pushed to a repository.
+type Signer func(repo string, digest v1.Hash) (v1.Image, error)
+
+// PushSigned is Push that also stores a cosign signature (from sign) as
+// the sha256-DIGEST.sig tag of each repository, before the tags move.
+func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.Tag, sign Signer, referrers ...v1.Image) ([]name.Digest, error) {
 	d, err := res.Digest()
 	if err != nil {
 		return nil, err
@@ -56,6 +65,15 @@ func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag, re
 			}
 			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
 				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
+			}
+		}
+		if sign != nil {
+			sig, err := sign(repo.Name(), d)
+			if err != nil {
+				return nil, err
+			}
+			if err := remote.Write(repo.Tag(d.Algorithm+"-"+d.Hex+".sig"), sig, opts...); err != nil {
+				return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
 			}
 		}
 		pushed = append(pushed, dig)

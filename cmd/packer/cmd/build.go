@@ -22,6 +22,7 @@ import (
 	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/sign"
 )
 
 // DefaultOutputDir is where `packer build DIR` writes an OCI layout when no
@@ -40,6 +41,7 @@ type buildOptions struct {
 	secrets   []string
 	sboms     string
 	sbomDir   string
+	signKey   string
 }
 
 type output struct {
@@ -81,6 +83,7 @@ Outputs (-o, repeatable):
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
+	f.StringVar(&o.signKey, "sign-key", "", "sign pushed images with this cosign private key (password in COSIGN_PASSWORD); cosign verify --key cosign.pub checks it")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -105,6 +108,23 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	formats, err := parseSBOMFormats(o.sboms)
 	if err != nil {
 		return err
+	}
+	var signer registry.Signer
+	if o.signKey != "" {
+		key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
+		if err != nil {
+			return err
+		}
+		pushes := false
+		for _, out := range outs0(o.outputs, o.push) {
+			pushes = pushes || out == "registry"
+		}
+		if !pushes {
+			return fmt.Errorf("--sign-key signs images pushed to a registry (cosign verifies them there); add --push")
+		}
+		signer = func(repo string, d v1.Hash) (v1.Image, error) {
+			return sign.SignatureImage(key, repo, d, time.Now())
+		}
 	}
 	var secrets buildargs.Secrets
 	for _, s := range o.secrets {
@@ -234,7 +254,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 			}
 			fmt.Fprintf(log, "packer: wrote docker-archive %s (docker load -i %s)\n", out.path, out.path)
 		case "registry":
-			pushed, err := client.Push(c.Context(), res, tags, referrers...)
+			pushed, err := client.PushSigned(c.Context(), res, tags, signer, referrers...)
 			if err != nil {
 				return err
 			}
@@ -243,6 +263,9 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 			}
 			for _, t := range tags {
 				fmt.Fprintf(log, "packer: pushed %s\n", t.String())
+			}
+			if signer != nil {
+				fmt.Fprintf(log, "packer: signed %s (cosign verify --key cosign.pub)\n", digest)
 			}
 		}
 	}
@@ -297,6 +320,19 @@ func guard(res build.Result, rep *build.Report, secrets buildargs.Secrets, platf
 		}
 	}
 	return nil
+}
+
+// outs0 lists output kinds as the flags give them (for early checks).
+func outs0(specs []string, push bool) []string {
+	var out []string
+	for _, s := range specs {
+		k, _, _ := strings.Cut(s, ":")
+		out = append(out, k)
+	}
+	if push {
+		out = append(out, "registry")
+	}
+	return out
 }
 
 func parseOutputs(specs []string, push bool, dir string) ([]output, error) {

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCosignVerifiesSignature: the real cosign CLI verifies packer's
+// signature offline; an image re-pushed under the tag, or another key,
+// fails verification.
+func TestCosignVerifiesSignature(t *testing.T) {
+	cosign := needTool(t, "cosign", "scripts/tools.sh installs it with go install")
+	host := startRegistry(t, "")
+	keys := t.TempDir()
+	genKey := func(dir string) {
+		cmd := exec.Command(cosign, "generate-key-pair")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=test-password")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+		}
+	}
+	genKey(keys)
+	verify := func(pub, ref string) (string, error) {
+		cmd := exec.Command(cosign, "verify", "--key", pub, "--insecure-ignore-tlog", "--allow-insecure-registry", ref)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	dir := fixture(t, "go-server")
+	ref := host + "/team/signed:v1"
+	env := append(cacheEnv(t), "COSIGN_PASSWORD=test-password")
+	out := mustPacker(t, env, "build", dir, "--push", "-t", ref, "--sign-key", filepath.Join(keys, "cosign.key"))
+	digest := out[strings.Index(out, "@")+1:]
+	if o, err := verify(filepath.Join(keys, "cosign.pub"), ref); err != nil {
+		t.Fatalf("cosign verify: %v\n%s", err, o)
+	} else if !strings.Contains(o, digest) {
+		t.Errorf("cosign verify output does not name %s:\n%s", digest, o)
+	}
+
+	// Wrong password: a clear error, nothing pushed.
+	r := packer(t, append(cacheEnv(t), "COSIGN_PASSWORD=nope"), "build", dir, "--push", "-t", host+"/team/other:v1", "--sign-key", filepath.Join(keys, "cosign.key"))
+	if r.err == nil || !strings.Contains(r.stderr, "wrong password") {
+		t.Errorf("wrong password: %v\n%s", r.err, r.stderr)
+	}
+
+	// Another key does not verify it.
+	other := t.TempDir()
+	genKey(other)
+	if o, err := verify(filepath.Join(other, "cosign.pub"), ref); err == nil {
+		t.Errorf("verified with another key:\n%s", o)
+	}
+
+	// The tag moved to an unsigned image: verification fails.
+	main := filepath.Join(dir, "main.go")
+	b, _ := os.ReadFile(main)
+	os.WriteFile(main, []byte(strings.Replace(string(b), "hello from packer", "tampered", 1)), 0o644)
+	mustPacker(t, cacheEnv(t), "build", dir, "--push", "-t", ref)
+	if o, err := verify(filepath.Join(keys, "cosign.pub"), ref); err == nil {
+		t.Errorf("an unsigned image under the tag verified:\n%s", o)
+	}
+}

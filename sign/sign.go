@@ -1,0 +1,163 @@
+// Package sign signs images in cosign's format with a cosign key pair, so
+// that `cosign verify --key cosign.pub` (v2 and v3) accepts them: a
+// "simple signing" payload naming the image digest, signed with the key,
+// stored as the image tagged sha256-DIGEST.sig in the same repository.
+package sign
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/nacl/secretbox"
+	"golang.org/x/crypto/scrypt"
+)
+
+// Media type and annotation of cosign's signature layers.
+const (
+	SimpleSigningType   = "application/vnd.dev.cosign.simplesigning.v1+json"
+	SignatureAnnotation = "dev.cosignproject.cosign/signature"
+)
+
+// LoadKey reads a cosign private key (cosign generate-key-pair), decrypting
+// it with password (COSIGN_PASSWORD).
+func LoadKey(path string, password []byte) (crypto.Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key: %w", err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, fmt.Errorf("--sign-key %s is not a PEM file; create a key pair with cosign generate-key-pair", path)
+	}
+	var der []byte
+	switch block.Type {
+	case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
+		if der, err = decrypt(block.Bytes, password); err != nil {
+			return nil, fmt.Errorf("--sign-key %s: %w", path, err)
+		}
+	case "PRIVATE KEY", "EC PRIVATE KEY":
+		der = block.Bytes
+	default:
+		return nil, fmt.Errorf("--sign-key %s holds a %q block; want a cosign private key", path, block.Type)
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		if s, ok := k.(crypto.Signer); ok {
+			return s, nil
+		}
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("--sign-key %s: unsupported key type", path)
+}
+
+// decrypt opens go-securesystemslib's "encrypted" format (scrypt +
+// nacl/secretbox), which cosign uses for its private keys.
+func decrypt(data, password []byte) ([]byte, error) {
+	var env struct {
+		KDF struct {
+			Name   string `json:"name"`
+			Params struct {
+				N, R, P int
+			} `json:"params"`
+			Salt []byte `json:"salt"`
+		} `json:"kdf"`
+		Cipher struct {
+			Name  string `json:"name"`
+			Nonce []byte `json:"nonce"`
+		} `json:"cipher"`
+		Ciphertext []byte `json:"ciphertext"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("reading the encrypted key: %w", err)
+	}
+	if env.KDF.Name != "scrypt" || env.Cipher.Name != "nacl/secretbox" || len(env.Cipher.Nonce) != 24 {
+		return nil, fmt.Errorf("unsupported key encryption %s/%s", env.KDF.Name, env.Cipher.Name)
+	}
+	key, err := scrypt.Key(password, env.KDF.Salt, env.KDF.Params.N, env.KDF.Params.R, env.KDF.Params.P, 32)
+	if err != nil {
+		return nil, err
+	}
+	var k [32]byte
+	var nonce [24]byte
+	copy(k[:], key)
+	copy(nonce[:], env.Cipher.Nonce)
+	out, ok := secretbox.Open(nil, env.Ciphertext, &nonce, &k)
+	if !ok {
+		return nil, errors.New("wrong password (set COSIGN_PASSWORD to the key's password)")
+	}
+	return out, nil
+}
+
+// Payload is cosign's simple signing payload for an image digest in a
+// repository.
+func Payload(repo string, digest v1.Hash) []byte {
+	type critical struct {
+		Identity struct {
+			DockerReference string `json:"docker-reference"`
+		} `json:"identity"`
+		Image struct {
+			DockerManifestDigest string `json:"docker-manifest-digest"`
+		} `json:"image"`
+		Type string `json:"type"`
+	}
+	var c critical
+	c.Identity.DockerReference = repo
+	c.Image.DockerManifestDigest = digest.String()
+	c.Type = "cosign container image signature"
+	b, _ := json.Marshal(struct {
+		Critical critical `json:"critical"`
+		Optional any      `json:"optional"`
+	}{c, nil})
+	return b
+}
+
+// SignatureImage signs the payload for digest in repo and returns the
+// image cosign reads from the sha256-DIGEST.sig tag.
+func SignatureImage(key crypto.Signer, repo string, digest v1.Hash, created time.Time) (v1.Image, error) {
+	payload := Payload(repo, digest)
+	sum := sha256.Sum256(payload)
+	var sig []byte
+	var err error
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		sig, err = ecdsa.SignASN1(rand.Reader, k, sum[:])
+	default:
+		sig, err = key.Sign(rand.Reader, sum[:], crypto.SHA256)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	layer := static.NewLayer(payload, SimpleSigningType)
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer:       layer,
+		MediaType:   SimpleSigningType,
+		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mutate.CreatedAt(img, v1.Time{Time: created})
+}
+
+// Tag is the tag cosign looks for the signatures of digest under.
+func Tag(digest v1.Hash) string {
+	return digest.Algorithm + "-" + digest.Hex + ".sig"
+}
