@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,12 +35,34 @@ func TestCosignVerifiesSignature(t *testing.T) {
 	dir := fixture(t, "go-server")
 	ref := host + "/team/signed:v1"
 	env := append(cacheEnv(t), "COSIGN_PASSWORD=test-password")
-	out := mustPacker(t, env, "build", dir, "--push", "-t", ref, "--sign-key", filepath.Join(keys, "cosign.key"))
+	out := mustPacker(t, env, "build", dir, "--push", "-t", ref, "--sign-key", filepath.Join(keys, "cosign.key"), "--build-arg", "APP_MODE=blue-green")
 	digest := out[strings.Index(out, "@")+1:]
 	if o, err := verify(filepath.Join(keys, "cosign.pub"), ref); err != nil {
 		t.Fatalf("cosign verify: %v\n%s", err, o)
 	} else if !strings.Contains(o, digest) {
 		t.Errorf("cosign verify output does not name %s:\n%s", digest, o)
+	}
+
+	// The SBOMs and the SLSA provenance are signed attestations.
+	for _, tc := range []struct{ typ, want string }{
+		{"spdxjson", `"predicateType":"https://spdx.dev/Document"`},
+		{"cyclonedx", `"predicateType":"https://cyclonedx.org/bom"`},
+		{"slsaprovenance1", `"predicateType":"https://slsa.dev/provenance/v1"`},
+	} {
+		cmd := exec.Command(cosign, "verify-attestation", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", "--type", tc.typ, ref)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Errorf("cosign verify-attestation --type %s: %v\n%s", tc.typ, err, stderr.String())
+			continue
+		}
+		if !strings.Contains(decodePayloads(t, stdout.String()), tc.want) {
+			t.Errorf("verify-attestation --type %s did not return the %s statement", tc.typ, tc.want)
+		}
+	}
+	prov := decodePayloads(t, runOut(t, cosign, "verify-attestation", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", "--type", "slsaprovenance1", ref))
+	if !strings.Contains(prov, `"buildArgs":["APP_MODE"]`) || strings.Contains(prov, "blue-green") || !strings.Contains(prov, "urn:packer:builder:v1") {
+		t.Errorf("provenance should name build args (not values) and the builder:\n%s", prov)
 	}
 
 	// Wrong password: a clear error, nothing pushed.
@@ -62,4 +86,31 @@ func TestCosignVerifiesSignature(t *testing.T) {
 	if o, err := verify(filepath.Join(keys, "cosign.pub"), ref); err == nil {
 		t.Errorf("an unsigned image under the tag verified:\n%s", o)
 	}
+}
+
+func runOut(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return string(out)
+}
+
+// decodePayloads decodes the in-toto statements in cosign's
+// verify-attestation output (one DSSE envelope per line).
+func decodePayloads(t *testing.T, out string) string {
+	t.Helper()
+	var all []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var env struct{ Payload string }
+		if json.Unmarshal([]byte(line), &env) != nil {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(env.Payload)
+		if err == nil {
+			all = append(all, string(b))
+		}
+	}
+	return strings.Join(all, "\n")
 }

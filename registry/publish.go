@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -35,11 +36,12 @@ func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag, re
 	return c.PushSigned(ctx, res, tags, nil, referrers...)
 }
 
-// Signer makes the signature image for a digest pushed to a repository.
-type Signer func(repo string, digest v1.Hash) (v1.Image, error)
+// Signer returns the images to store under extra tags of a repository
+// (cosign's sha256-DIGEST.sig and .att), by tag.
+type Signer func(repo string) (map[string]v1.Image, error)
 
-// PushSigned is Push that also stores a cosign signature (from sign) as
-// the sha256-DIGEST.sig tag of each repository, before the tags move.
+// PushSigned is Push that also stores the signer's images (cosign
+// signatures and attestations) in each repository, before the tags move.
 func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.Tag, sign Signer, referrers ...v1.Image) ([]name.Digest, error) {
 	d, err := res.Digest()
 	if err != nil {
@@ -68,12 +70,14 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 			}
 		}
 		if sign != nil {
-			sig, err := sign(repo.Name(), d)
+			extra, err := sign(repo.Name())
 			if err != nil {
 				return nil, err
 			}
-			if err := remote.Write(repo.Tag(d.Algorithm+"-"+d.Hex+".sig"), sig, opts...); err != nil {
-				return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
+			for _, tag := range sortedTags(extra) {
+				if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
+					return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
+				}
 			}
 		}
 		pushed = append(pushed, dig)
@@ -84,6 +88,15 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 		}
 	}
 	return pushed, nil
+}
+
+func sortedTags(m map[string]v1.Image) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func write(ref name.Reference, res build.Result, opts []remote.Option) error {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"net/url"
@@ -110,20 +111,19 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		return err
 	}
 	var signer registry.Signer
+	var signKey crypto.Signer
 	if o.signKey != "" {
 		key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
 		if err != nil {
 			return err
 		}
+		signKey = key
 		pushes := false
 		for _, out := range outs0(o.outputs, o.push) {
 			pushes = pushes || out == "registry"
 		}
 		if !pushes {
 			return fmt.Errorf("--sign-key signs images pushed to a registry (cosign verifies them there); add --push")
-		}
-		signer = func(repo string, d v1.Hash) (v1.Image, error) {
-			return sign.SignatureImage(key, repo, d, time.Now())
 		}
 	}
 	var secrets buildargs.Secrets
@@ -221,9 +221,17 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if err := guard(res, rep, secrets, platforms, store); err != nil {
 		return err
 	}
-	referrers, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tagIDs, tags, dir), store, log)
+	referrers, sbomDocs, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tagIDs, tags, dir), store, log)
 	if err != nil {
 		return err
+	}
+	if signKey != nil {
+		signer = signerFor(signKey, res, sbomDocs, sign.BuildInfo{
+			BuilderVersion: version(), Provider: p.Provider, Platforms: strings.Split(platformList(platforms), ","),
+			BuildArgNames: buildargs.Keys(p.BuildArgs), Created: created,
+			Source: gitLabels(dir)["org.opencontainers.image.source"], Revision: gitLabels(dir)["org.opencontainers.image.revision"],
+			BaseName: baseName(res), BaseDigest: baseDigest(res),
+		})
 	}
 	digest, err := res.Digest()
 	if err != nil {

@@ -46,9 +46,10 @@ func firstName(tagIDs []string, tags []name.Tag, dir string) string {
 
 // makeSBOMs scans each platform image and returns the SBOM artifacts (OCI
 // referrers) to publish with it, writing the files to dir when set.
-func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir string, created time.Time, imgName string, cache sbom.Cache, log io.Writer) ([]v1.Image, error) {
+func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir string, created time.Time, imgName string, cache sbom.Cache, log io.Writer) ([]v1.Image, map[v1.Hash]map[string][]byte, error) {
+	docs := map[v1.Hash]map[string][]byte{}
 	if len(formats) == 0 {
-		return nil, nil
+		return nil, docs, nil
 	}
 	type target struct {
 		img  v1.Image
@@ -60,18 +61,18 @@ func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir 
 	case v1.Image:
 		d, err := partial.Descriptor(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		targets = append(targets, target{r, d, platforms[0].String()})
 	case v1.ImageIndex:
 		im, err := r.IndexManifest()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, d := range im.Manifests {
 			img, err := r.Image(d.Digest)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			dd := d
 			targets = append(targets, target{img, &dd, d.Platform.String()})
@@ -79,14 +80,14 @@ func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir 
 	}
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("--sbom-dir: %w", err)
+			return nil, nil, fmt.Errorf("--sbom-dir: %w", err)
 		}
 	}
 	var out []v1.Image
 	for _, t := range targets {
 		comps, err := sbom.Scan(t.img, cache)
 		if err != nil {
-			return nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
+			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
 		}
 		sub := sbom.Subject{Name: imgName, Digest: t.desc.Digest.String(), Created: created, Tool: "packer " + version()}
 		for _, f := range formats {
@@ -97,7 +98,7 @@ func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir 
 				doc, err = sbom.CycloneDX(sub, comps)
 			}
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			file := "sbom." + sbomTypes[f].ext
 			if len(targets) > 1 {
@@ -105,16 +106,20 @@ func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir 
 			}
 			art, err := sbom.Artifact(*t.desc, sbomTypes[f].mediaType, doc, file, created)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			out = append(out, art)
+			if docs[t.desc.Digest] == nil {
+				docs[t.desc.Digest] = map[string][]byte{}
+			}
+			docs[t.desc.Digest][f] = doc
 			if dir != "" {
 				if err := os.WriteFile(filepath.Join(dir, file), doc, 0o644); err != nil {
-					return nil, fmt.Errorf("--sbom-dir: %w", err)
+					return nil, nil, fmt.Errorf("--sbom-dir: %w", err)
 				}
 			}
 		}
 		fmt.Fprintf(log, "packer: %s SBOM: %d packages (%s)\n", t.pl, len(comps), strings.Join(formats, ", "))
 	}
-	return out, nil
+	return out, docs, nil
 }
