@@ -42,6 +42,16 @@ func TestCosignVerifiesSignature(t *testing.T) {
 	} else if !strings.Contains(o, digest) {
 		t.Errorf("cosign verify output does not name %s:\n%s", digest, o)
 	}
+	// cosign v3 accepts the same signature and attestation.
+	cosign3 := needTool(t, "cosign-v3", "scripts/tools.sh installs it with go install")
+	for _, args := range [][]string{
+		{"verify", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", ref},
+		{"verify-attestation", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", "--type", "spdxjson", ref},
+	} {
+		if out, err := exec.Command(cosign3, args...).CombinedOutput(); err != nil {
+			t.Errorf("cosign v3 %s: %v\n%s", args[0], err, out)
+		}
+	}
 
 	// The SBOMs and the SLSA provenance are signed attestations.
 	for _, tc := range []struct{ typ, want string }{

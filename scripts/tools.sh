@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Builds the peer tools the supply-chain tests use (cosign) with go install,
-# once per machine, into the user cache dir; prints the bin dir to add to PATH.
+# Builds the peer tools the supply-chain tests use — cosign v2 (as cosign)
+# and v3 (as cosign-v3) — with go install, once per machine, into the user
+# cache dir; prints the bin dir to add to PATH.
 set -euo pipefail
 bin="${XDG_CACHE_HOME:-$HOME/.cache}/packer-tools/bin"
 mkdir -p "$bin"
-if [ ! -x "$bin/cosign" ]; then
-  echo "tools: building cosign v2 (go install, several minutes the first time)" >&2
-  (cd / && GOBIN="$bin" GOFLAGS=-mod=mod go install github.com/sigstore/cosign/v2/cmd/cosign@v2.4.3) >&2 \
-    || echo "tools: could not build cosign; the signature tests will skip (fail under CI)" >&2
-fi
+install() { # name module@version
+  local name=$1 mod=$2 tmp
+  [ -x "$bin/$name" ] && return 0
+  echo "tools: building $name ($mod; go install takes minutes the first time)" >&2
+  tmp=$(mktemp -d)
+  if (cd / && GOBIN="$tmp" GOFLAGS=-mod=mod go install "$mod") >&2; then
+    mv "$tmp/cosign" "$bin/$name"
+  else
+    echo "tools: could not build $name; the signature tests will skip (fail under CI)" >&2
+  fi
+  rm -rf "$tmp"
+}
+install cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.4.3
+install cosign-v3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 echo "$bin"
