@@ -75,6 +75,14 @@ func TestCosignVerifiesSignature(t *testing.T) {
 		t.Errorf("provenance should name build args (not values) and the builder:\n%s", prov)
 	}
 
+	// packer verify checks the same, without cosign.
+	v := mustPacker(t, nil, "verify", ref, "--key", filepath.Join(keys, "cosign.pub"))
+	for _, want := range []string{"signature verified", "https://spdx.dev/Document", "https://slsa.dev/provenance/v1", "https://cyclonedx.org/bom"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("packer verify output lacks %q:\n%s", want, v)
+		}
+	}
+
 	// Wrong password: a clear error, nothing pushed.
 	r := packer(t, append(cacheEnv(t), "COSIGN_PASSWORD=nope"), "build", dir, "--push", "-t", host+"/team/other:v1", "--sign-key", filepath.Join(keys, "cosign.key"))
 	if r.err == nil || !strings.Contains(r.stderr, "wrong password") {
@@ -87,6 +95,9 @@ func TestCosignVerifiesSignature(t *testing.T) {
 	if o, err := verify(filepath.Join(other, "cosign.pub"), ref); err == nil {
 		t.Errorf("verified with another key:\n%s", o)
 	}
+	if r := packer(t, nil, "verify", ref, "--key", filepath.Join(other, "cosign.pub")); r.err == nil || !strings.Contains(r.stderr, "no signature verifies") {
+		t.Errorf("packer verify with another key: %v\n%s", r.err, r.stderr)
+	}
 
 	// The tag moved to an unsigned image: verification fails.
 	main := filepath.Join(dir, "main.go")
@@ -95,6 +106,9 @@ func TestCosignVerifiesSignature(t *testing.T) {
 	mustPacker(t, cacheEnv(t), "build", dir, "--push", "-t", ref)
 	if o, err := verify(filepath.Join(keys, "cosign.pub"), ref); err == nil {
 		t.Errorf("an unsigned image under the tag verified:\n%s", o)
+	}
+	if r := packer(t, nil, "verify", ref, "--key", filepath.Join(keys, "cosign.pub")); r.err == nil || !strings.Contains(r.stderr, "has no signature") {
+		t.Errorf("packer verify of an unsigned image: %v\n%s", r.err, r.stderr)
 	}
 }
 
