@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,6 +62,10 @@ func TestSBOMReferrers(t *testing.T) {
 		t.Errorf("referrers = %+v", im.Manifests)
 	}
 
+	// The documents validate: SPDX with the SPDX reference tools, CycloneDX
+	// against its 1.6 JSON schema.
+	validateSBOMs(t, filepath.Join(sbomDir, "sbom.spdx.json"), filepath.Join(sbomDir, "sbom.cdx.json"))
+
 	// Same inputs elsewhere: byte-identical SBOMs.
 	dir2 := fixture(t, "node-express")
 	sbomDir2 := filepath.Join(t.TempDir(), "sbom2")
@@ -100,5 +105,23 @@ func TestSBOMPerPlatformAndGoModules(t *testing.T) {
 		if !strings.Contains(spdx, "pkg:golang/github.com/google/uuid@v1.6.0") || !strings.Contains(spdx, m.Digest.String()) {
 			t.Errorf("%s SBOM lacks the uuid module or its image digest", m.Platform)
 		}
+	}
+}
+
+func validateSBOMs(t *testing.T, spdx, cdx string) {
+	t.Helper()
+	py := hostPython(t)
+	script, _ := filepath.Abs(filepath.Join("testdata", "validate_sbom.py"))
+	cmd := exec.Command(py, script, spdx, cdx)
+	cmd.Dir = os.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "ModuleNotFoundError") {
+		if testutil.InCI() {
+			t.Fatalf("SBOM validators missing under CI (scripts/test-deps.sh installs them): %s", out)
+		}
+		t.Skipf("SKIP: SBOM validators not installed (python3 -m pip install 'cyclonedx-python-lib[json-validation]' spdx-tools)")
+	}
+	if err != nil {
+		t.Errorf("SBOM validation failed: %v\n%s", err, out)
 	}
 }

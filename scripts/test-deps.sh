@@ -13,12 +13,14 @@ for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
 # uv and pipenv make the Python fixtures' lockfiles at test time (committed
-# uv.lock / Pipfile.lock files would carry the package index's address).
+# uv.lock / Pipfile.lock files would carry the package index's address);
+# spdx-tools and cyclonedx-python-lib validate the SBOMs packer writes.
 # Resolved outside any project directory, as the tests do.
 if command -v python3 >/dev/null 2>&1; then
-  if ! (cd / && python3 -c 'import uv, pipenv' 2>/dev/null); then
-    echo "test-deps: installing uv and pipenv with pip" >&2
-    (cd / && python3 -m pip install -q --disable-pip-version-check uv pipenv) || echo "test-deps: could not install uv/pipenv; the Python lockfile tests will skip" >&2
+  if ! (cd / && python3 -c 'import uv, pipenv, cyclonedx.validation.json, spdx_tools, jsonschema' 2>/dev/null); then
+    echo "test-deps: installing uv, pipenv and the SBOM validators with pip" >&2
+    (cd / && python3 -m pip install -q --disable-pip-version-check uv pipenv 'cyclonedx-python-lib[json-validation]' spdx-tools) \
+      || echo "test-deps: could not install them; the tests that need them will skip" >&2
   fi
 fi
 
