@@ -66,6 +66,41 @@ func TestCredentialHelper(t *testing.T) {
 	if !strings.Contains(last, "refused the credentials (HTTP 401)") || !strings.Contains(last, "docker login "+host) {
 		t.Errorf("error = %q", last)
 	}
+	// packer login stores credentials the way docker login does (here: in
+	// config.json, no credential store configured); a wrong password stores
+	// nothing.
+	loginCfg := filepath.Join(dir, "login")
+	os.Mkdir(loginCfg, 0o755)
+	loginEnv := append(cacheEnv(t), "DOCKER_CONFIG="+loginCfg)
+	bad := exec.Command(packerBin, "login", host, "-u", "ci-user", "--password-stdin")
+	bad.Env = append(os.Environ(), loginEnv...)
+	bad.Stdin = strings.NewReader("nope\n")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "wrong username or password") {
+		t.Errorf("login with a wrong password: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(loginCfg, "config.json")); err == nil {
+		t.Errorf("a failed login wrote config.json")
+	}
+	good := exec.Command(packerBin, "login", host, "-u", "ci-user", "--password-stdin")
+	good.Env = append(os.Environ(), loginEnv...)
+	good.Stdin = strings.NewReader("right-secret\n")
+	if out, err := good.CombinedOutput(); err != nil {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	var stored struct {
+		Auths map[string]struct{ Auth string } `json:"auths"`
+	}
+	b, _ := os.ReadFile(filepath.Join(loginCfg, "config.json"))
+	json.Unmarshal(b, &stored)
+	if stored.Auths[host].Auth == "" {
+		t.Errorf("config.json after login: %s", b)
+	}
+	mustPacker(t, loginEnv, "build", src, "--push", "-t", host+"/team/after-login:v1")
+
+	// CI credentials from the environment.
+	envCreds := append(cacheEnv(t), "DOCKER_CONFIG="+t.TempDir(), "PACKER_REGISTRY="+host, "PACKER_REGISTRY_USERNAME=ci-user", "PACKER_REGISTRY_PASSWORD=right-secret")
+	mustPacker(t, envCreds, "build", src, "--push", "-t", host+"/team/from-env:v1")
+
 	// Nothing tagged: ask with the right credentials.
 	req, _ := http.NewRequest("GET", "http://"+host+"/v2/team/denied/tags/list", nil)
 	req.SetBasicAuth("ci-user", "right-secret")

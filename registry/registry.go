@@ -39,7 +39,26 @@ func (c *Client) keychain() authn.Keychain {
 	if c.Keychain != nil {
 		return c.Keychain
 	}
-	return authn.DefaultKeychain
+	return authn.NewMultiKeychain(EnvKeychain{}, authn.DefaultKeychain)
+}
+
+// EnvKeychain reads credentials for CI from PACKER_REGISTRY_USERNAME and
+// PACKER_REGISTRY_PASSWORD, for the registry named by PACKER_REGISTRY (or
+// for every registry when it is unset).
+type EnvKeychain struct{}
+
+var _ authn.Keychain = EnvKeychain{}
+
+// Resolve implements authn.Keychain.
+func (EnvKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	user, pass := os.Getenv("PACKER_REGISTRY_USERNAME"), os.Getenv("PACKER_REGISTRY_PASSWORD")
+	if user == "" || pass == "" {
+		return authn.Anonymous, nil
+	}
+	if reg := os.Getenv("PACKER_REGISTRY"); reg != "" && reg != r.RegistryStr() {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: user, Password: pass}), nil
 }
 
 // ParseReference parses a registry reference, marking it insecure when its
