@@ -661,7 +661,12 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 		if err != nil {
 			return nil, false, err
 		}
-		files, err := layers.Collect(filepath.Join(outDir, filepath.FromSlash(spec.Root)), ig, spec.Include)
+		root := filepath.Join(outDir, filepath.FromSlash(spec.Root))
+		include := existing(root, spec.Include)
+		if len(spec.Include) > 0 && len(include) == 0 {
+			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: none of %s exists", s.Name, spec.Name, strings.Join(spec.Include, ", "))
+		}
+		files, err := layers.Collect(root, ig, include)
 		if err != nil {
 			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: %w", s.Name, spec.Name, err)
 		}

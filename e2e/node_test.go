@@ -238,3 +238,36 @@ func TestNodeBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeWorkspace builds one package of an npm workspace monorepo: only
+// it, the workspace packages it depends on and their production
+// dependencies are shipped.
+func TestNodeWorkspace(t *testing.T) {
+	needTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	dir := fixture(t, "node-npm-workspace")
+	r := packer(t, nodeEnv(t), "build", dir)
+	if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
+		t.Errorf("monorepo without --target: %v\n%s", r.err, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "layout")
+	r = packer(t, nodeEnv(t), "build", dir, "--target", "packages/api", "--base", base, "-o", "oci:"+out, "-t", "api:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	status, body, _ := c.get("/")
+	if status != http.StatusOK || !strings.Contains(body, "hello from the workspace lib, api") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	for _, p := range []string{"app/packages/web", "app/node_modules/left-pad"} {
+		if c.exists(p) {
+			t.Errorf("/%s is in the image; only packages/api and what it depends on belong there", p)
+		}
+	}
+	for _, p := range []string{"app/packages/lib/index.js", "app/node_modules/express/package.json"} {
+		if !c.exists(p) {
+			t.Errorf("/%s is missing", p)
+		}
+	}
+}

@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -103,6 +105,14 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	evidence = append(evidence, pmEvidence...)
 	major, why := nodeMajor(src, pkg)
 	evidence = append(evidence, why)
+
+	if pats := workspacePatterns(src, pkg); len(pats) > 0 {
+		rootIsApp := pkg.Scripts["start"] != "" || pkg.Main != "" || pkg.Scripts["build"] != "" || detect.Exists(src, "server.js") || detect.Exists(src, "index.js")
+		if opts.Target != "" || !rootIsApp {
+			return planWorkspace(src, pkg, pm, evidence, major, pats, opts.Target)
+		}
+		evidence = append(evidence, "workspace root with its own start: building the root (pass --target DIR to build one package)")
+	}
 
 	deps := func(name string) bool { _, ok := pkg.Dependencies[name]; return ok }
 	anyDep := func(name string) bool {
@@ -221,6 +231,115 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		} else {
 			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
 		}
+	}
+	p.Evidence = evidence
+	return p, nil
+}
+
+// planWorkspace plans one package of a monorepo: its dependencies
+// installed from the root lockfile (npm --workspace, pnpm --filter), and
+// only it and the workspace packages it depends on shipped.
+func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []string, major int, pats []string, target string) (*plan.Plan, error) {
+	all, err := workspaces(src, pats)
+	if err != nil {
+		return nil, err
+	}
+	if target == "" {
+		return nil, fmt.Errorf("this is a workspace monorepo (%s): choose the package to build with --target DIR", workspaceList(all))
+	}
+	dir := path.Clean(strings.TrimPrefix(target, "./"))
+	app, ok := all[dir]
+	if !ok {
+		return nil, fmt.Errorf("--target %s is not a package of this workspace; choose one of %s", target, workspaceList(all))
+	}
+	if _, next := app.pkg.Dependencies["next"]; next {
+		return nil, fmt.Errorf("--target %s is a Next.js app; packer builds Next.js apps of a monorepo from their own directory for now (packer build %s)", target, dir)
+	}
+	local := closure(app, all)
+	evidence = append(evidence, fmt.Sprintf("workspace monorepo: building %s (%s)", dir, app.pkg.Name))
+	if len(local) > 0 {
+		evidence = append(evidence, "workspace packages it depends on, shipped with it: "+strings.Join(local, ", "))
+	}
+	sub, err := fs.Sub(src, dir)
+	if err != nil {
+		return nil, err
+	}
+	st, ok, err := startCommand(sub, app.pkg)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("no way to start %s: add \"start\": \"node server.js\" to its package.json scripts", dir)
+	}
+	if strings.HasPrefix(st.argv[0], "node_modules/.bin/") {
+		st.argv[0] = AppDir + "/" + st.argv[0] // hoisted to the workspace root
+	}
+	evidence = append(evidence, "start command from "+st.source)
+
+	install := pm.installProd()
+	switch pm.Name {
+	case "npm":
+		install = append(install, "--workspace", dir)
+	case "pnpm":
+		install = append(install, "--filter", "./"+dir+"...")
+	default:
+		evidence = append(evidence, pm.Name+" installs every workspace's production dependencies (no per-package install)")
+	}
+	inputs := installInputs(src)
+	key := dependencyKey(root)
+	var wsDirs []string
+	for d := range all {
+		wsDirs = append(wsDirs, d)
+	}
+	sort.Strings(wsDirs)
+	for _, d := range wsDirs {
+		inputs = append(inputs, path.Join(d, "package.json"))
+		key += " " + d + ":" + strings.TrimPrefix(dependencyKey(all[d].pkg), "package.json dependencies ")
+	}
+	p := &plan.Plan{
+		Provider:   "node",
+		Base:       fmt.Sprintf("node:%d-slim", major),
+		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
+		WorkingDir: AppDir + "/" + dir,
+		User:       "65532:65532",
+		Ports:      []int{8080},
+		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080", "HOST": "0.0.0.0", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
+		Runtime:    map[string]string{"node": strconv.Itoa(major)},
+		Init:       true,
+		Entrypoint: st.argv,
+		Steps: []plan.Step{{
+			Name: "deps", Run: install, Inputs: inputs, Key: key, Env: map[string]string{"NODE_ENV": "production"},
+			NativeCheck: true, Hint: pm.hint(), Toolchain: []string{"node", "--version"},
+		}},
+		Layers: []plan.Layer{
+			{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}},
+			{Name: "deps", From: "deps", Include: []string{"node_modules", dir + "/node_modules"}, Dest: AppDir},
+		},
+	}
+	for k, v := range st.env {
+		p.Env[k] = v
+	}
+	ship := append(append([]string{"package.json"}, local...), dir)
+	if app.pkg.Scripts["build"] != "" {
+		run := pm.installAll() + " && "
+		switch pm.Name {
+		case "npm":
+			ws := ""
+			for _, d := range append(append([]string{}, local...), dir) {
+				ws += " -w " + d
+			}
+			run += "npm run build --if-present" + ws
+		case "pnpm":
+			run += "corepack pnpm --filter ./" + dir + "... run build"
+		default:
+			run += "cd " + dir + " && " + pm.run("build")
+		}
+		evidence = append(evidence, "build script in "+dir+": "+app.pkg.Scripts["build"])
+		p.Steps = append(p.Steps, plan.Step{Name: "build", Run: []string{"sh", "-c", run}, Toolchain: []string{"node", "--version"},
+			Hint: "the build script failed; run it locally to see why"})
+		p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Include: ship, Exclude: []string{"node_modules", "**/node_modules"}, Dest: AppDir})
+	} else {
+		p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Include: ship, Dest: AppDir})
 	}
 	p.Evidence = evidence
 	return p, nil
