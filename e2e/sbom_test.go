@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,5 +125,83 @@ func validateSBOMs(t *testing.T, spdx, cdx string) {
 	}
 	if err != nil {
 		t.Errorf("SBOM validation failed: %v\n%s", err, out)
+	}
+}
+
+// TestSyftFindsNothingMore: syft, run on the same images, finds no
+// application package (npm, Python, Go module) that packer's SBOM lacks.
+func TestSyftFindsNothingMore(t *testing.T) {
+	syft := needTool(t, "syft", "scripts/tools.sh installs it with go install")
+	needTool(t, "npm", "install Node.js")
+	hostPython(t)
+	base := testutil.DebianBase(t)
+	for _, tc := range []struct {
+		fixture string
+		args    []string
+	}{
+		{"node-express", []string{"--base", base}},
+		{"py-flask", []string{"--base", base}},
+		{"go-vendored", nil},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			dir := fixture(t, tc.fixture)
+			out := filepath.Join(t.TempDir(), "layout")
+			sbomDir := filepath.Join(t.TempDir(), "sbom")
+			mustPacker(t, nodeEnv(t), append([]string{"build", dir, "-o", "oci:" + out, "-t", "app:v1", "--sbom-dir", sbomDir}, tc.args...)...)
+			raw := runOut(t, syft, "-q", "oci-dir:"+out, "-o", "json")
+			var found struct {
+				Artifacts []struct {
+					Name, Version, Type string
+					Locations           []struct{ Path string }
+				}
+			}
+			if err := json.Unmarshal([]byte(raw), &found); err != nil {
+				t.Fatalf("syft output: %v", err)
+			}
+			var spdx struct {
+				Packages []struct {
+					Name        string `json:"name"`
+					VersionInfo string `json:"versionInfo"`
+				} `json:"packages"`
+			}
+			b, _ := os.ReadFile(filepath.Join(sbomDir, "sbom.spdx.json"))
+			json.Unmarshal(b, &spdx)
+			// Python names compare normalized (PEP 503: Flask = flask); a
+			// version syft cannot tell (UNKNOWN, for a module built without
+			// VCS stamping, "(devel)" in Go's build info) compares by name.
+			norm := func(n string) string { return strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(n)) }
+			ours := map[string]bool{}
+			for _, p := range spdx.Packages {
+				ours[norm(p.Name)+"@"+p.VersionInfo] = true
+				ours[norm(p.Name)+"@?"] = true
+			}
+			var missing []string
+			apps := 0
+			for _, a := range found.Artifacts {
+				if a.Type != "npm" && a.Type != "python" && a.Type != "go-module" {
+					continue
+				}
+				apps++
+				v := a.Version
+				if v == "UNKNOWN" {
+					v = "?"
+				}
+				if !ours[norm(a.Name)+"@"+v] {
+					where := ""
+					if len(a.Locations) > 0 {
+						where = a.Locations[0].Path
+					}
+					missing = append(missing, fmt.Sprintf("%s %s@%s (%s)", a.Type, a.Name, a.Version, where))
+				}
+			}
+			if apps == 0 {
+				t.Fatalf("syft found no application package at all; the comparison would prove nothing")
+			}
+			if len(missing) > 0 {
+				t.Errorf("syft found %d application packages that packer's SBOM lacks:\n%s", len(missing), strings.Join(missing, "\n"))
+			} else {
+				t.Logf("syft: %d application packages, all in packer's SBOM", apps)
+			}
+		})
 	}
 }

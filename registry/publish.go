@@ -176,6 +176,13 @@ func writeLayout(dir string, res build.Result, tags []string, fresh bool, referr
 	if err != nil {
 		return err
 	}
+	// Tools that pick an image by platform (syft, podman) need it on the
+	// descriptor.
+	if img, ok := res.(v1.Image); ok {
+		if cfg, err := img.ConfigFile(); err == nil && cfg.OS != "" {
+			desc.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+		}
+	}
 	tagSet := map[string]bool{}
 	for _, t := range tags {
 		tagSet[t] = true

@@ -40,7 +40,7 @@ type Component struct {
 }
 
 var (
-	npmPkgRe = regexp.MustCompile(`(^|/)node_modules/((@[^/]+/)?[^/@]+)/package\.json$`)
+	npmPkgRe = regexp.MustCompile(`(^|/)package\.json$`)
 	distRe   = regexp.MustCompile(`(^|/)([^/]+)\.dist-info/METADATA$`)
 )
 
@@ -343,10 +343,13 @@ func npm(b []byte, p string, integrity map[string]string) (Component, bool) {
 	if json.Unmarshal(b, &pkg) != nil || pkg.Name == "" || pkg.Version == "" {
 		return Component{}, false
 	}
-	// Nested package.json files inside a package (test fixtures, dist) are
-	// not packages: the directory must be named like the package.
-	dir := strings.TrimSuffix(p, "/package.json")
-	if !strings.HasSuffix(dir, "node_modules/"+pkg.Name) {
+	// A package.json is a package when its directory is named like it
+	// (node_modules/NAME, Debian's /usr/share/nodejs/NAME, global
+	// installs) or when it is a project root outside node_modules (the
+	// app itself); nested ones inside a package (test fixtures, dist
+	// folders) are not.
+	dir := strings.TrimSuffix(strings.TrimSuffix(p, "package.json"), "/")
+	if !(strings.HasSuffix(dir, "/"+pkg.Name) || dir == pkg.Name || !strings.Contains(dir, "node_modules/") && !strings.Contains(dir, "nodejs/")) {
 		return Component{}, false
 	}
 	name := pkg.Name

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Builds the peer tools the supply-chain tests use — cosign v2 (as cosign)
-# and v3 (as cosign-v3) — with go install, once per machine, into the user
+# Builds the peer tools the supply-chain tests use — cosign v2 (as cosign),
+# v3 (as cosign-v3) and syft — with go install, once per machine, into the user
 # cache dir; prints the bin dir to add to PATH.
 set -euo pipefail
 bin="${XDG_CACHE_HOME:-$HOME/.cache}/packer-tools/bin"
 mkdir -p "$bin"
-install() { # name module@version
-  local name=$1 mod=$2 tmp
+install() { # name module@version [binary]
+  local name=$1 mod=$2 binary=${3:-cosign} tmp
   [ -x "$bin/$name" ] && return 0
   echo "tools: building $name ($mod; go install takes minutes the first time)" >&2
   tmp=$(mktemp -d)
   if (cd / && GOBIN="$tmp" GOFLAGS=-mod=mod go install "$mod") >&2; then
-    mv "$tmp/cosign" "$bin/$name"
+    mv "$tmp/$binary" "$bin/$name"
   else
     echo "tools: could not build $name; the signature tests will skip (fail under CI)" >&2
   fi
@@ -19,4 +19,5 @@ install() { # name module@version
 }
 install cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.4.3
 install cosign-v3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+install syft github.com/anchore/syft/cmd/syft@v1.57.1 syft
 echo "$bin"
