@@ -29,7 +29,13 @@ func layoutImage(t *testing.T, dir string) v1.Image {
 		t.Fatal(err)
 	}
 	im, _ := idx.IndexManifest()
-	img, err := idx.Image(im.Manifests[0].Digest) // the tagged image; SBOM referrers follow it
+	var d v1.Descriptor
+	for _, m := range im.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] != "" {
+			d = m // the tagged image, not an SBOM referrer
+		}
+	}
+	img, err := idx.Image(d.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +73,10 @@ func TestNodeFixtures(t *testing.T) {
 		body     string   // expected in GET /
 		absent   []string // paths that must not be in the image
 		deepLink bool     // SPA: /some/route serves index.html
+		prepare  []string // run in the copy first (lockfiles that carry registry addresses are made here)
 	}{
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
+		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},
 		{fixture: "node-ts-build", body: "hello from typescript", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-vite-spa", body: `<div id="root">`, absent: []string{"app/node_modules", "app/src"}, deepLink: true},
@@ -79,6 +87,14 @@ func TestNodeFixtures(t *testing.T) {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
 			dir := fixture(t, tc.fixture)
+			if tc.prepare != nil {
+				cmd := exec.Command(tc.prepare[0], tc.prepare[1:]...)
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), nodeEnv(t)...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v: %v\n%s", tc.prepare, err, out)
+				}
+			}
 			exec.Command("git", "init", "-q", dir).Run() // a .git that must not be shipped
 			out := filepath.Join(t.TempDir(), "layout")
 			r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")

@@ -187,7 +187,34 @@ func writeLayout(dir string, res build.Result, tags []string, fresh bool, referr
 	for _, t := range tags {
 		tagSet[t] = true
 	}
-	idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return tagSet[d.Annotations[refNameAnnotation]] })
+	// Images losing their tag here take their referrers (SBOMs) with them,
+	// unless another tag still points at them.
+	old, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	replaced, kept := map[v1.Hash]bool{}, map[v1.Hash]bool{}
+	for _, d := range old.Manifests {
+		if n := d.Annotations[refNameAnnotation]; n != "" {
+			if tagSet[n] {
+				replaced[d.Digest] = true
+			} else {
+				kept[d.Digest] = true
+			}
+		}
+	}
+	staleReferrer := func(d v1.Descriptor) bool {
+		if d.ArtifactType == "" || d.Annotations[refNameAnnotation] != "" {
+			return false
+		}
+		img, err := p.Image(d.Digest)
+		if err != nil {
+			return false
+		}
+		m, err := img.Manifest()
+		return err == nil && m.Subject != nil && replaced[m.Subject.Digest] && !kept[m.Subject.Digest]
+	}
+	idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return tagSet[d.Annotations[refNameAnnotation]] || staleReferrer(d) })
 	var adds []mutate.IndexAddendum
 	for _, t := range tags {
 		dd := *desc

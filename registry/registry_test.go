@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,6 +31,7 @@ import (
 	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/sbom"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -262,5 +264,54 @@ func TestLayoutAndTarball(t *testing.T) {
 	wantCN, _ := res.(v1.Image).ConfigName()
 	if cn != wantCN {
 		t.Errorf("tarball config %s, want %s", cn, wantCN)
+	}
+}
+
+func TestLayoutReferrersFollowTheirImage(t *testing.T) {
+	mk := func(seed string) (v1.Image, v1.Image) {
+		img, _ := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Env: []string{"SEED=" + seed}}, RootFS: v1.RootFS{Type: "layers"}})
+		d, _ := partial.Descriptor(img)
+		ref, err := sbom.Artifact(*d, sbom.SPDXType, []byte(`{"seed":"`+seed+`"}`), "sbom.spdx.json", time.Unix(0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img, ref
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	a, ra := mk("a")
+	b, rb := mk("b")
+	if err := registry.WriteLayout(dir, a, []string{"v1", "keep"}, ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := registry.WriteLayout(dir, b, []string{"v1"}, rb); err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	digests := func() map[string]string {
+		idx, _ := layout.ImageIndexFromPath(dir)
+		im, _ := idx.IndexManifest()
+		entries = len(im.Manifests)
+		out := map[string]string{}
+		for _, d := range im.Manifests {
+			out[d.Digest.String()] += d.Annotations["org.opencontainers.image.ref.name"] + "|" + d.ArtifactType + ";"
+		}
+		return out
+	}
+	got := digests()
+	dra, _ := ra.Digest()
+	if _, ok := got[dra.String()]; !ok {
+		t.Errorf("a's SBOM was dropped while tag keep still points at a: %v", got)
+	}
+	// Retag keep too: now a has no tag and its SBOM goes.
+	if err := registry.WriteLayout(dir, b, []string{"keep"}, rb); err != nil {
+		t.Fatal(err)
+	}
+	got = digests()
+	if _, ok := got[dra.String()]; ok {
+		t.Errorf("a's SBOM stayed after a lost its tags: %v", got)
+	}
+	drb, _ := rb.Digest()
+	if got[drb.String()] != "|application/spdx+json;" || entries != 3 {
+		t.Errorf("index = %v (%d entries), want b (v1, keep) and its SBOM", got, entries)
 	}
 }

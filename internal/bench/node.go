@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/packer-build/packer/internal/testutil"
@@ -110,7 +111,13 @@ func imageSize(dir string) (total, ours int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	img, err := idx.Image(im.Manifests[0].Digest) // the tagged image; SBOM referrers follow it
+	var d v1.Descriptor
+	for _, m := range im.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] != "" {
+			d = m // the tagged image, not an SBOM referrer
+		}
+	}
+	img, err := idx.Image(d.Digest)
 	if err != nil {
 		return 0, 0, err
 	}
