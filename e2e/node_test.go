@@ -76,6 +76,7 @@ func TestNodeFixtures(t *testing.T) {
 		prepare  []string // run in the copy first (lockfiles that carry registry addresses are made here)
 	}{
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
+		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},
 		{fixture: "node-ts-build", body: "hello from typescript", absent: []string{"app/node_modules/typescript"}},
@@ -85,6 +86,9 @@ func TestNodeFixtures(t *testing.T) {
 		t.Run(tc.fixture, func(t *testing.T) {
 			if testing.Short() && tc.fixture == "node-next-standalone" {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
+			}
+			if strings.Contains(tc.fixture, "bun") {
+				needTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
 			}
 			dir := fixture(t, tc.fixture)
 			if tc.prepare != nil {

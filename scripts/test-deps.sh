@@ -24,6 +24,12 @@ if command -v python3 >/dev/null 2>&1; then
   fi
 fi
 
+# bun, for the bun fixture: the npm registry ships its binary.
+if ! command -v bun >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  echo "test-deps: installing bun with npm" >&2
+  (cd / && npm install -g --no-audit --no-fund bun@1 >/dev/null) || echo "test-deps: could not install bun; the bun test will skip" >&2
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
