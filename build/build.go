@@ -90,15 +90,16 @@ type LayerReport struct {
 }
 
 type builder struct {
-	dir     string
-	plan    *plan.Plan
-	opts    Options
-	ignore  *layers.Ignore
-	log     io.Writer
-	report  *Report
-	mu      sync.Mutex
-	tcCache map[string]string
-	staging []string
+	dir      string
+	plan     *plan.Plan
+	opts     Options
+	ignore   *layers.Ignore
+	log      io.Writer
+	report   *Report
+	mu       sync.Mutex
+	tcCache  map[string]string
+	staging  []string
+	restored map[string]bool
 }
 
 // Build executes p for the context in dir.
@@ -118,8 +119,9 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 	}
 	b := &builder{
 		dir: dir, plan: p, opts: opts, ignore: ig, log: opts.Log,
-		report:  &Report{Layers: map[string][]LayerReport{}},
-		tcCache: map[string]string{},
+		report:   &Report{Layers: map[string][]LayerReport{}},
+		tcCache:  map[string]string{},
+		restored: map[string]bool{},
 	}
 	if b.log == nil {
 		b.log = io.Discard
@@ -215,7 +217,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	stepCached := map[string]bool{}
 	var stagingDir string
 	for _, s := range b.plan.Steps {
-		ls, cached, err := b.runStep(ctx, s, pl, &stagingDir)
+		ls, cached, err := b.runStep(ctx, s, pl, &stagingDir, stepLayers, stepCached)
 		if err != nil {
 			return nil, err
 		}
@@ -368,6 +370,37 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// restore extracts the cached layers of a skipped step back into the
+// staging copy, where the step would have left them: a layer's file at
+// Dest/rel came from Output/Root/rel.
+func (b *builder) restore(staging string, s plan.Step, ls []*layers.Layer) error {
+	var specs []plan.Layer
+	for _, l := range b.plan.Layers {
+		if l.From == s.Name {
+			specs = append(specs, l)
+		}
+	}
+	for i, l := range ls {
+		if i >= len(specs) {
+			break
+		}
+		spec := specs[i]
+		dest := strings.TrimPrefix(path.Clean(spec.Dest), "/")
+		into := filepath.Join(staging, filepath.FromSlash(s.Output), filepath.FromSlash(spec.Root))
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		err = layers.Extract(rc, dest, into)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	b.logf("step %s: put its cached output back for the steps that need it", s.Name)
+	return nil
 }
 
 // shortCommand renders an argv for the log, a multi-line script as its
@@ -542,7 +575,7 @@ func StaticBase(store *layers.Store, created time.Time, pl v1.Platform) (v1.Imag
 
 // runStep returns the layers taken from step s for platform pl, running
 // the step only when its cache key is new.
-func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, staging *string) ([]*layers.Layer, bool, error) {
+func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, staging *string, done map[string][]*layers.Layer, doneCached map[string]bool) ([]*layers.Layer, bool, error) {
 	// Build args first; the step's own variables (GOOS, ...) win.
 	env := map[string]string{}
 	for k, v := range b.plan.BuildArgs {
@@ -598,6 +631,14 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 			return nil, false, err
 		}
 		*staging = dir
+	}
+	for _, need := range s.Needs {
+		if doneCached[need] && !b.restored[*staging+"\x00"+need] {
+			if err := b.restore(*staging, stepByName(b.plan, need), done[need]); err != nil {
+				return nil, false, fmt.Errorf("putting back the output of step %s: %w", need, err)
+			}
+			b.restored[*staging+"\x00"+need] = true
+		}
 	}
 	for name, content := range s.Files {
 		p := filepath.Join(*staging, filepath.FromSlash(name))

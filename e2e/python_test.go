@@ -76,7 +76,7 @@ func TestPythonFixtures(t *testing.T) {
 	}{
 		{"py-flask", "hello from flask", nil},
 		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}},
-		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}},
+		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			dir := fixture(t, tc.fixture)
@@ -93,6 +93,9 @@ func TestPythonFixtures(t *testing.T) {
 			}
 			if uid := c.uid(); uid != "65532" {
 				t.Errorf("process uid %s", uid)
+			}
+			if tc.fixture == "py-django-pipenv" && !c.exists("app/staticfiles/app.css") {
+				t.Errorf("collectstatic did not run at build time: /app/staticfiles/app.css is missing")
 			}
 			for _, p := range append(tc.absent, "app/.venv", "opt/python/packages/bin") {
 				if c.exists(p) {
@@ -244,5 +247,28 @@ func TestPythonLockfileCache(t *testing.T) {
 	r := packer(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "b"), "-t", "app:v1")
 	if r.err != nil || !strings.Contains(r.stderr, "inputs unchanged, skipped") {
 		t.Errorf("source change with uv.lock: err %v, pip ran:\n%s", r.err, r.stderr)
+	}
+}
+
+// TestDjangoCollectstaticAfterCachedDeps: when only a static file
+// changes, pip does not run, and collectstatic runs on the cached packages
+// put back into the staging copy.
+func TestDjangoCollectstaticAfterCachedDeps(t *testing.T) {
+	hostPython(t)
+	dir := fixture(t, "py-django-pipenv")
+	lockFixture(t, dir)
+	env := cacheEnv(t)
+	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")
+	os.WriteFile(filepath.Join(dir, "mysite", "static", "app.css"), []byte("body { color: #c00; }\n"), 0o644)
+	out := filepath.Join(t.TempDir(), "b")
+	r := packer(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("rebuild: %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "step deps (linux/amd64): inputs unchanged, skipped") || !strings.Contains(r.stderr, "put its cached output back") {
+		t.Errorf("rebuild log:\n%s", r.stderr)
+	}
+	if css := layerFiles(t, layoutImage(t, out))["app/staticfiles/app.css"]; !strings.Contains(css, "#c00") {
+		t.Errorf("collected app.css = %q, want the changed file", css)
 	}
 }

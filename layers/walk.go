@@ -1,8 +1,10 @@
 package layers
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -183,4 +185,60 @@ func CopyFiles(dest string, files []File) error {
 		}
 	}
 	return nil
+}
+
+// Extract writes the entries of a tar stream that lie under prefix (a
+// slash path without leading slash; "" for all) into dir, with the prefix
+// removed. Paths that would leave dir are refused.
+func Extract(r io.Reader, prefix, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
+		rel := name
+		if prefix != "" {
+			if name == prefix {
+				continue
+			}
+			if !strings.HasPrefix(name, prefix+"/") {
+				continue
+			}
+			rel = strings.TrimPrefix(name, prefix+"/")
+		}
+		target := filepath.Join(dir, filepath.FromSlash(rel))
+		if !strings.HasPrefix(target, filepath.Clean(dir)+string(filepath.Separator)) {
+			return fmt.Errorf("layer entry %q leaves the target directory", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			os.MkdirAll(filepath.Dir(target), 0o755)
+			os.Remove(target)
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			os.MkdirAll(filepath.Dir(target), 0o755)
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(h.Mode&0o777|0o200))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, tr); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+		}
+	}
 }

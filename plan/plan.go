@@ -144,6 +144,10 @@ type Step struct {
 	// Hint is added to the error when the step fails: the likely fix
 	// ("run npm install and commit package-lock.json").
 	Hint string `json:"hint,omitempty"`
+	// Needs names earlier steps whose outputs this step reads from the
+	// staging copy; when such a step was skipped (cache hit), packer puts
+	// its cached layers back in place before this step runs.
+	Needs []string `json:"needs,omitempty"`
 	// Output is the directory, relative to the staging copy, the step
 	// leaves its results in; layers taken from the step include paths
 	// relative to it. Empty means the staging copy itself.
@@ -203,6 +207,11 @@ func (p *Plan) Validate() error {
 		}
 		if len(s.Run) == 0 {
 			return fmt.Errorf("step %q has nothing to run", s.Name)
+		}
+		for _, n := range s.Needs {
+			if !steps[n] {
+				return fmt.Errorf("step %q needs %q, which is not an earlier step", s.Name, n)
+			}
 		}
 		steps[s.Name] = true
 	}

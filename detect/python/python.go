@@ -114,6 +114,13 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	if err != nil {
 		return nil, err
 	}
+	if st.django != "" && len(p.Steps) > 0 {
+		if root, why := staticRoot(src, st.django); root != "" {
+			p.Steps = append(p.Steps, collectStatic(version))
+			p.Layers = append(p.Layers, plan.Layer{Name: "static", From: "collectstatic", Include: []string{root}, Dest: AppDir})
+			evidence = append(evidence, why)
+		}
+	}
 	evidence = append(evidence, st.why...)
 	p.Entrypoint = st.argv
 	for k, v := range st.env {
@@ -173,6 +180,46 @@ func installStep(version, reqFile, reqText string) plan.Step {
 			{Pattern: `Could not find a version that satisfies the requirement ([^\s]+)`, Message: "no release of $1 fits Python " + version + " on linux/" + plan.TargetArch + "; check the pin and its wheels"},
 		},
 		Hint: "pip's output above names the package",
+	}
+}
+
+var staticRootRe = regexp.MustCompile(`(?m)^STATIC_ROOT\s*=\s*(.*)$`)
+var lastString = regexp.MustCompile(`["']([^"']+)["']\s*\)?\s*$`)
+
+// staticRoot reads STATIC_ROOT from PROJECT/settings.py: a directory under
+// the project root (BASE_DIR / "staticfiles", os.path.join(BASE_DIR, ...)).
+func staticRoot(src fs.FS, project string) (string, string) {
+	settings := strings.ReplaceAll(project, ".", "/") + "/settings.py"
+	b, err := fs.ReadFile(src, settings)
+	if err != nil {
+		return "", ""
+	}
+	m := staticRootRe.FindSubmatch(b)
+	if m == nil {
+		return "", ""
+	}
+	expr := strings.TrimSpace(string(m[1]))
+	s := lastString.FindStringSubmatch(expr)
+	if s == nil || strings.HasPrefix(s[1], "/") || !strings.Contains(expr, "BASE_DIR") {
+		return "", ""
+	}
+	dir := strings.Trim(s[1], "/")
+	return dir, fmt.Sprintf("Django STATIC_ROOT %s: collectstatic runs at build time into /app/%s", expr, dir)
+}
+
+// collectStatic runs manage.py collectstatic in the staging copy with the
+// installed packages, after the dependency step.
+func collectStatic(version string) plan.Step {
+	script := strings.Join([]string{
+		`set -e`,
+		`STAGE=$PWD`,
+		`python3 -c '' 2>/dev/null || cd /`,
+		`PYTHONPATH="$STAGE/.packer-out/packages" PYTHONDONTWRITEBYTECODE=1 python3 "$STAGE/manage.py" collectstatic --noinput`,
+	}, "\n")
+	return plan.Step{
+		Name: "collectstatic", Run: []string{"sh", "-c", script}, Needs: []string{"deps"}, Output: ".",
+		Toolchain: []string{"python3", "--version"},
+		Hint:      "manage.py collectstatic failed; it runs with this machine's python3 and the packages installed for Python " + version + ": run it locally to see why",
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 )
 
 type start struct {
-	argv []string
-	env  map[string]string
-	why  []string
+	argv   []string
+	env    map[string]string
+	why    []string
+	django string // the Django project, when it is one
 }
 
 // consoleScripts run as `python3 -m NAME`: pip's console scripts carry
@@ -49,8 +50,8 @@ func startCommand(src fs.FS, deps map[string]bool) (start, error) {
 			return start{}, fmt.Errorf("Django app without gunicorn: add gunicorn to the dependencies (production needs a WSGI server, not runserver), or add a Procfile with web: <command>")
 		}
 		return start{argv: []string{"python3", "-m", "gunicorn", project + ".wsgi:application"}, env: map[string]string{"DJANGO_SETTINGS_MODULE": project + ".settings"},
-			why: []string{fmt.Sprintf("Django project %s (manage.py): gunicorn %s.wsgi:application on 0.0.0.0:$PORT", project, project),
-				"collectstatic is not run at build time yet: serve static files with whitenoise or run collectstatic at start"}}, nil
+			why:    []string{fmt.Sprintf("Django project %s (manage.py): gunicorn %s.wsgi:application on 0.0.0.0:$PORT", project, project)},
+			django: project}, nil
 	}
 	for _, fw := range []struct {
 		dep    string
