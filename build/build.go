@@ -262,6 +262,9 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		}
 		ly := stepLayers[l.From][0]
 		stepLayers[l.From] = stepLayers[l.From][1:]
+		if l.CacheOnly {
+			continue
+		}
 		add(l.Name, fmt.Sprintf("packer: %s → %s", shortCommand(stepByName(b.plan, l.From).Run), l.Dest), ly, stepCached[l.From])
 	}
 

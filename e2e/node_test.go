@@ -291,3 +291,35 @@ func TestNodeWorkspace(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeBuildRebuildSkipsInstall: after a source change in an app with a
+// build script, neither install runs again; the cached dev dependencies are
+// put back for the build, and the new build output ships.
+func TestNodeBuildRebuildSkipsInstall(t *testing.T) {
+	needTool(t, "npm", "install Node.js")
+	dir := fixture(t, "node-ts-build")
+	env := nodeEnv(t)
+	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")
+	src := filepath.Join(dir, "src", "server.ts")
+	b, _ := os.ReadFile(src)
+	os.WriteFile(src, []byte(strings.Replace(string(b), "hello from typescript", "hello again", 1)), 0o644)
+	out := filepath.Join(t.TempDir(), "b")
+	r := packer(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("rebuild: %v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{"step devdeps (linux/amd64): inputs unchanged, skipped", "put its cached output back", "step build (linux/amd64): sh -c npm run build"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("rebuild log lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	files := layerFiles(t, layoutImage(t, out))
+	if !strings.Contains(files["app/dist/server.js"], "hello again") {
+		t.Errorf("dist/server.js was not rebuilt")
+	}
+	for name := range files {
+		if strings.Contains(name, "node_modules/typescript") {
+			t.Fatalf("a dev dependency is in the image: %s", name)
+		}
+	}
+}

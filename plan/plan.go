@@ -172,6 +172,9 @@ type Layer struct {
 	Files map[string]string `json:"files,omitempty"`
 	// Dest is the absolute directory in the image the files land in.
 	Dest string `json:"dest"`
+	// CacheOnly layers are written to the cache, to be put back for steps
+	// that need them, but never added to the image (e.g. dev dependencies).
+	CacheOnly bool `json:"cacheOnly,omitempty"`
 	// Owner is "UID:GID" for the files; empty means 0:0.
 	Owner string `json:"owner,omitempty"`
 }

@@ -155,9 +155,17 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Env: map[string]string{"NODE_ENV": "production"}, NativeCheck: true, Hint: pm.hint(),
 		Toolchain: []string{"node", "--version"},
 	}
+	// The build needs every dependency (dev included): a step of its own,
+	// cached like the production install, whose node_modules is kept in the
+	// cache only and put back for the build when the install is skipped.
+	devDeps := plan.Step{
+		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: installInputs(src), Key: depKey,
+		Hint: pm.hint(), Toolchain: []string{"node", "--version"},
+	}
+	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: []string{"node_modules"}, Dest: AppDir, CacheOnly: true}
 	buildStep := func() plan.Step {
 		return plan.Step{
-			Name: "build", Run: []string{"sh", "-c", pm.installAll() + " && " + pm.run("build")},
+			Name: "build", Run: []string{"sh", "-c", pm.run("build")}, Needs: []string{"devdeps"},
 			Hint: "the build script failed; run it locally (" + pm.run("build") + ") to see why", Toolchain: []string{"node", "--version"},
 		}
 	}
@@ -168,9 +176,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	case kindSPA:
 		out := spaOutput(pkg)
 		evidence = append(evidence, fmt.Sprintf("single-page app (build script, %s, no server framework): shipping %s/ with a static file server, no node_modules", spaTool(pkg), out))
-		p.Steps = []plan.Step{buildStep()}
+		p.Steps = []plan.Step{devDeps, buildStep()}
 		p.Layers = []plan.Layer{
-			signals,
+			signals, devLayer,
 			{Name: "server", From: plan.FromInline, Dest: AppDir, Files: map[string]string{"server.js": serverJS}},
 			{Name: "static", From: "build", Root: out, Dest: AppDir + "/public"},
 		}
@@ -178,10 +186,10 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Env["HOST"] = "0.0.0.0"
 	case kindStandalone:
 		evidence = append(evidence, "Next.js with output: 'standalone': shipping .next/standalone, .next/static and public only")
-		p.Steps = []plan.Step{buildStep()}
-		p.Steps[0].NativeCheck = true
+		p.Steps = []plan.Step{devDeps, buildStep()}
+		p.Steps[1].NativeCheck = true
 		p.Layers = []plan.Layer{
-			signals,
+			signals, devLayer,
 			{Name: "app", From: "build", Root: ".next/standalone", Dest: AppDir},
 			{Name: "static", From: "build", Root: ".next/static", Dest: AppDir + "/.next/static"},
 		}
@@ -192,9 +200,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Env["HOSTNAME"] = "0.0.0.0"
 	case kindNext:
 		evidence = append(evidence, "Next.js without standalone output: next start with production dependencies (add output: 'standalone' to next.config for a smaller image)")
-		p.Steps = []plan.Step{installProd, buildStep()}
+		p.Steps = []plan.Step{installProd, devDeps, buildStep()}
 		p.Layers = []plan.Layer{
-			signals,
+			signals, devLayer,
 			{Name: "deps", From: "deps", Include: []string{"node_modules"}, Dest: AppDir},
 			{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules", ".next/cache"}},
 		}
@@ -226,8 +234,8 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		}
 		if buildScript != "" {
 			evidence = append(evidence, "build script: "+buildScript)
-			p.Steps = append(p.Steps, buildStep())
-			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}})
+			p.Steps = append(p.Steps, devDeps, buildStep())
+			p.Layers = append(p.Layers, devLayer, plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}})
 		} else {
 			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
 		}

@@ -122,11 +122,11 @@ func TestKindsAndVersions(t *testing.T) {
 		wantEntry   string
 	}{
 		{"express", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"scripts":{"start":"node s.js"},"engines":{"node":"20.x"}}`)}, "node:20-slim", "packer deps app", "node s.js"},
-		{"typescript build", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"devDependencies":{"typescript":"5"},"scripts":{"build":"tsc","start":"node dist/s.js"}}`), ".nvmrc": file("v18.20.1\n")}, "node:18-slim", "packer deps app", "node dist/s.js"},
-		{"vite spa", fstest.MapFS{"package.json": file(`{"dependencies":{"react":"19"},"devDependencies":{"vite":"7"},"scripts":{"build":"vite build","dev":"vite"},"engines":{"node":">=18"}}`)}, "node:22-slim", "packer server static", "node /app/server.js"},
-		{"create react app", fstest.MapFS{"package.json": file(`{"dependencies":{"react":"19","react-scripts":"5"},"scripts":{"build":"react-scripts build","start":"react-scripts start"}}`)}, "node:22-slim", "packer server static", "node /app/server.js"},
-		{"next standalone", fstest.MapFS{"package.json": file(`{"dependencies":{"next":"15"},"scripts":{"build":"next build"}}`), "next.config.mjs": file(`export default { output: "standalone" }`), "public/x.txt": file("")}, "node:22-slim", "packer app static public", "node server.js"},
-		{"next start", fstest.MapFS{"package.json": file(`{"dependencies":{"next":"15"},"scripts":{"build":"next build","start":"next start"}}`), ".node-version": file("20\n")}, "node:20-slim", "packer deps app", "node_modules/.bin/next start"},
+		{"typescript build", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"devDependencies":{"typescript":"5"},"scripts":{"build":"tsc","start":"node dist/s.js"}}`), ".nvmrc": file("v18.20.1\n")}, "node:18-slim", "packer deps devdeps app", "node dist/s.js"},
+		{"vite spa", fstest.MapFS{"package.json": file(`{"dependencies":{"react":"19"},"devDependencies":{"vite":"7"},"scripts":{"build":"vite build","dev":"vite"},"engines":{"node":">=18"}}`)}, "node:22-slim", "packer devdeps server static", "node /app/server.js"},
+		{"create react app", fstest.MapFS{"package.json": file(`{"dependencies":{"react":"19","react-scripts":"5"},"scripts":{"build":"react-scripts build","start":"react-scripts start"}}`)}, "node:22-slim", "packer devdeps server static", "node /app/server.js"},
+		{"next standalone", fstest.MapFS{"package.json": file(`{"dependencies":{"next":"15"},"scripts":{"build":"next build"}}`), "next.config.mjs": file(`export default { output: "standalone" }`), "public/x.txt": file("")}, "node:22-slim", "packer devdeps app static public", "node server.js"},
+		{"next start", fstest.MapFS{"package.json": file(`{"dependencies":{"next":"15"},"scripts":{"build":"next build","start":"next start"}}`), ".node-version": file("20\n")}, "node:20-slim", "packer devdeps deps app", "node_modules/.bin/next start"},
 	} {
 		t.Run(tc.description, func(t *testing.T) {
 			tc.fs["package-lock.json"] = lock
@@ -134,9 +134,12 @@ func TestKindsAndVersions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Plan() = %v", err)
 			}
-			var names []string
+			var names []string // every layer the plan writes; devdeps is cache-only
 			for _, l := range p.Layers {
 				names = append(names, l.Name)
+				if l.Name == "devdeps" && !l.CacheOnly {
+					t.Errorf("dev dependencies would ship")
+				}
 			}
 			if p.Base != tc.wantBase || strings.Join(names, " ") != tc.wantLayers || strings.Join(p.Entrypoint, " ") != tc.wantEntry {
 				t.Errorf("base %s layers %q entry %q; want %s %q %q", p.Base, names, p.Entrypoint, tc.wantBase, tc.wantLayers, tc.wantEntry)
