@@ -749,7 +749,7 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step) (string, error) {
 		return "", fmt.Errorf("step %s needs %s: `%s` failed: %v %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out.String()))
 	}
 	b.tcCache[k] = out.String()
-	if s.Toolchain[0] == "node" && b.plan.Runtime["node"] != "" {
+	if strings.Contains(strings.Join(s.Toolchain, " "), "node --version") && b.plan.Runtime["node"] != "" {
 		host := strings.TrimPrefix(strings.SplitN(strings.TrimSpace(out.String()), ".", 2)[0], "v")
 		if host != b.plan.Runtime["node"] {
 			b.logf("warning: this machine has Node.js %s but the image runs Node.js %s: native addons compiled here are built for Node.js %s's ABI and may fail to load; use Node.js %s here (or set engines.node / .nvmrc to %s)", host, b.plan.Runtime["node"], host, b.plan.Runtime["node"], host)

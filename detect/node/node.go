@@ -153,20 +153,20 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	installProd := plan.Step{
 		Name: "deps", Run: pm.installProd(), Inputs: installInputs(src), Key: depKey,
 		Env: map[string]string{"NODE_ENV": "production"}, NativeCheck: true, Hint: pm.hint(),
-		Toolchain: []string{"node", "--version"},
+		Toolchain: toolchain,
 	}
 	// The build needs every dependency (dev included): a step of its own,
 	// cached like the production install, whose node_modules is kept in the
 	// cache only and put back for the build when the install is skipped.
 	devDeps := plan.Step{
 		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: installInputs(src), Key: depKey,
-		Hint: pm.hint(), Toolchain: []string{"node", "--version"},
+		Hint: pm.hint(), Toolchain: toolchain,
 	}
 	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: []string{"node_modules"}, Dest: AppDir, CacheOnly: true}
 	buildStep := func() plan.Step {
 		return plan.Step{
 			Name: "build", Run: []string{"sh", "-c", pm.run("build")}, Needs: []string{"devdeps"},
-			Hint: "the build script failed; run it locally (" + pm.run("build") + ") to see why", Toolchain: []string{"node", "--version"},
+			Hint: "the build script failed; run it locally (" + pm.run("build") + ") to see why", Toolchain: toolchain,
 		}
 	}
 	signals := plan.Layer{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}}
@@ -317,7 +317,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		Entrypoint: st.argv,
 		Steps: []plan.Step{{
 			Name: "deps", Run: install, Inputs: inputs, Key: key, Env: map[string]string{"NODE_ENV": "production"},
-			NativeCheck: true, Hint: pm.hint(), Toolchain: []string{"node", "--version"},
+			NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
 		}},
 		Layers: []plan.Layer{
 			{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}},
@@ -343,7 +343,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 			run += "cd " + dir + " && " + pm.run("build")
 		}
 		evidence = append(evidence, "build script in "+dir+": "+app.pkg.Scripts["build"])
-		p.Steps = append(p.Steps, plan.Step{Name: "build", Run: []string{"sh", "-c", run}, Toolchain: []string{"node", "--version"},
+		p.Steps = append(p.Steps, plan.Step{Name: "build", Run: []string{"sh", "-c", run}, Toolchain: toolchain,
 			Hint: "the build script failed; run it locally to see why"})
 		p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Include: ship, Exclude: []string{"node_modules", "**/node_modules"}, Dest: AppDir})
 	} else {
@@ -352,6 +352,12 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	p.Evidence = evidence
 	return p, nil
 }
+
+// toolchain prints Node.js's and npm's versions: both are part of every
+// step's cache key (pnpm's and yarn's come from packageManager, in the
+// dependency key). Build warns when Node.js's major differs from the
+// image's.
+var toolchain = []string{"sh", "-c", "node --version && (npm --version 2>/dev/null || true)"}
 
 // dependencyKey digests the package.json fields that decide what gets
 // installed, so a change to scripts or version does not reinstall.
