@@ -261,6 +261,9 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 				return err
 			}
 			fmt.Fprintf(log, "packer: wrote docker-archive %s (docker load -i %s)\n", out.path, out.path)
+			if len(referrers) > 0 && o.sbomDir == "" {
+				fmt.Fprintf(log, "packer: a docker-archive cannot carry the SBOM; pass --sbom-dir DIR to keep it\n")
+			}
 		case "registry":
 			pushed, err := client.PushSigned(c.Context(), res, tags, signer, referrers...)
 			if err != nil {
