@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -233,7 +235,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			if err != nil {
 				return nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
-			add(l.Name, "packer: add "+strings.Join(sortedKeys(l.Files), " ")+" → "+l.Dest, ly, false)
+			add(l.Name, "packer: add "+strings.Join(slices.Sorted(maps.Keys(l.Files)), " ")+" → "+l.Dest, ly, false)
 			continue
 		}
 		if l.From == plan.FromSource {
@@ -358,21 +360,12 @@ func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
 		dirs[d] = true
 		ents = append(ents, layers.Entry{Name: d, Dir: true, Mode: 0o755})
 	}
-	for _, name := range sortedKeys(l.Files) {
+	for _, name := range slices.Sorted(maps.Keys(l.Files)) {
 		full := path.Join(l.Dest, name)
 		addDir(path.Dir(full))
 		ents = append(ents, layers.Entry{Name: full, Mode: 0o644, UID: uid, GID: gid, Data: []byte(l.Files[name])})
 	}
 	return ents
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // restore extracts the cached layers of a skipped step back into the

@@ -1,11 +1,9 @@
 package build_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,63 +150,29 @@ func TestImageConfig(t *testing.T) {
 			t.Errorf("layer media type %s", l.MediaType)
 		}
 	}
-	files := imageFiles(t, img)
+	files := testutil.ImageFiles(t, img)
 	for name, want := range map[string]string{
 		"etc/passwd":                        "nonroot:x:65532:65532:",
 		"etc/group":                         "nonroot:x:65532:",
 		"etc/ssl/certs/ca-certificates.crt": "-----BEGIN CERTIFICATE-----",
 		"app/templates/index.html":          "{{.Greeting}}",
 	} {
-		if !strings.Contains(string(files[name].data), want) {
+		if !strings.Contains(string(files[name].Data), want) {
 			t.Errorf("/%s does not contain %q", name, want)
 		}
 	}
-	if h := files["app/hello-server"].hdr; h == nil || h.Mode != 0o755 || h.Uid != 0 {
+	if h := files["app/hello-server"].Header; h == nil || h.Mode != 0o755 || h.Uid != 0 {
 		t.Errorf("binary header = %+v, want root-owned 0755", h)
 	}
-	if h := files["tmp/"].hdr; h == nil || h.Mode != 0o1777 {
+	if h := files["tmp/"].Header; h == nil || h.Mode != 0o1777 {
 		t.Errorf("/tmp header = %+v", h)
 	}
-	if h := files["home/nonroot/"].hdr; h == nil || h.Uid != 65532 {
+	if h := files["home/nonroot/"].Header; h == nil || h.Uid != 65532 {
 		t.Errorf("/home/nonroot header = %+v", h)
 	}
 	if _, ok := files["app/README.md"]; ok {
 		t.Errorf(".dockerignore'd README.md is in the image")
 	}
-}
-
-type file struct {
-	hdr  *tar.Header
-	data []byte
-}
-
-func imageFiles(t *testing.T, img v1.Image) map[string]file {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]file{}
-	for _, l := range ls {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(tr)
-			out[h.Name] = file{h, b}
-		}
-		rc.Close()
-	}
-	return out
 }
 
 func TestRebuilds(t *testing.T) {
@@ -267,7 +231,7 @@ func TestMultiPlatformIndex(t *testing.T) {
 		if cfg.Architecture != d.Platform.Architecture {
 			t.Errorf("config arch %s under index platform %s", cfg.Architecture, d.Platform)
 		}
-		bin := imageFiles(t, img)["app/hello-server"].data
+		bin := testutil.ImageFiles(t, img)["app/hello-server"].Data
 		f, err := elf.NewFile(bytes.NewReader(bin))
 		if err != nil {
 			t.Fatalf("%s binary is not ELF: %v", d.Platform, err)

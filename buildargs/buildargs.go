@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -149,14 +148,4 @@ func Map(kvs []KV) map[string]string {
 		m[kv.Key] = kv.Value
 	}
 	return m
-}
-
-// Keys returns the sorted keys of m.
-func Keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -8,10 +8,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -277,7 +278,7 @@ func (f *File) Overrides(name string, lines map[string]int) *Overrides {
 		}
 	}
 	mapInto := func(table string, src map[string]string, dst *map[string]string) {
-		for _, k := range sortedKeys(src) {
+		for _, k := range slices.Sorted(maps.Keys(src)) {
 			if *dst == nil {
 				*dst = map[string]string{}
 			}
@@ -302,15 +303,6 @@ func tableName(toml string) string {
 		return "buildArgs"
 	}
 	return toml
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // EnvOverrides reads PACKER_* variables: PACKER_PROVIDER, PACKER_BASE,

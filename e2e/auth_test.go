@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 // TestCredentialHelper: a registry with htpasswd auth, credentials only
@@ -16,7 +18,7 @@ import (
 // push works through the helper; a wrong secret fails with a clear auth
 // error and tags nothing.
 func TestCredentialHelper(t *testing.T) {
-	htpasswd := needTool(t, "htpasswd", "apt-get install apache2-utils")
+	htpasswd := testutil.NeedTool(t, "htpasswd", "apt-get install apache2-utils")
 	dir := t.TempDir()
 	out, err := exec.Command(htpasswd, "-Bbn", "ci-user", "right-secret").Output()
 	if err != nil {
@@ -48,7 +50,7 @@ func TestCredentialHelper(t *testing.T) {
 	os.WriteFile(filepath.Join(cfgDir, "config.json"), cfg, 0o644)
 	env := append(cacheEnv(t), "DOCKER_CONFIG="+cfgDir, "PATH="+bin+":"+os.Getenv("PATH"))
 
-	src := fixture(t, "go-server")
+	src := testutil.CopyFixture(t, "go-server")
 	helper("right-secret")
 	ref := host + "/team/private:v1"
 	out2 := mustPacker(t, env, "build", src, "--push", "-t", ref)

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 // TestRuntimeConfigFlags: flags, PACKER_* variables and packer.toml end up
 // in the image config and manifest, by precedence, and plan says why.
 func TestRuntimeConfigFlags(t *testing.T) {
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	os.WriteFile(filepath.Join(dir, "packer.toml"), []byte(`# app config
 workdir = "/app"
 user = "1000:1000"
@@ -95,7 +97,7 @@ LOG_LEVEL = "info"
 }
 
 func TestInvalidConfigFile(t *testing.T) {
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	os.WriteFile(filepath.Join(dir, "packer.toml"), []byte("base = \"scratch\"\n\nentrypiont = [\"/x\"]\n"), 0o644)
 	r := packer(t, cacheEnv(t), "build", dir)
 	if r.err == nil || !strings.Contains(r.stderr, `packer.toml:3: unknown key "entrypiont"; did you mean "entrypoint"?`) {

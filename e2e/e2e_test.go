@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 func cacheEnv(t *testing.T) []string {
@@ -28,8 +30,8 @@ func cacheEnv(t *testing.T) []string {
 // image with skopeo and pulls it back.
 func TestPushToRegistryProcess(t *testing.T) {
 	host := startRegistry(t, "")
-	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
-	dir := fixture(t, "go-server")
+	skopeo := testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	dir := testutil.CopyFixture(t, "go-server")
 	ref := host + "/team/hello:v1"
 	out := mustPacker(t, cacheEnv(t), "build", "--push", "-t", ref, "-t", host+"/team/hello:latest", dir)
 	if !strings.HasPrefix(out, host+"/team/hello@sha256:") {
@@ -81,8 +83,8 @@ func TestPushToRegistryProcess(t *testing.T) {
 // unpacks it with umoci and runs it with runc: GET / answers 200 from a
 // process running as uid 65532.
 func TestLayoutRunsUnderRunc(t *testing.T) {
-	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
-	dir := fixture(t, "go-server")
+	skopeo := testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	dir := testutil.CopyFixture(t, "go-server")
 	out := filepath.Join(t.TempDir(), "layout")
 	digest := mustPacker(t, cacheEnv(t), "build", "-o", "oci:"+out, "-t", "hello:v1", dir)
 
@@ -112,8 +114,8 @@ func TestLayoutRunsUnderRunc(t *testing.T) {
 // TestTarballOutput writes a docker-archive and reads it with skopeo and
 // go-containerregistry's tarball reader (no docker daemon here).
 func TestTarballOutput(t *testing.T) {
-	skopeo := needTool(t, "skopeo", "apt-get install skopeo")
-	dir := fixture(t, "go-server")
+	skopeo := testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	dir := testutil.CopyFixture(t, "go-server")
 	file := filepath.Join(t.TempDir(), "hello.tar")
 	mustPacker(t, cacheEnv(t), "build", "-o", "tar:"+file, "-t", "hello:v1", dir)
 	var info struct {
@@ -138,7 +140,7 @@ func TestTarballOutput(t *testing.T) {
 // with no output flags writes DIR/.packer/oci and prints the digest, and
 // building twice gives the same digest, with the step skipped.
 func TestDefaultOutputAndPlan(t *testing.T) {
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	env := cacheEnv(t)
 	d1 := mustPacker(t, env, "build", dir)
 	if !strings.HasPrefix(d1, "sha256:") || strings.Contains(d1, "\n") {
@@ -175,7 +177,7 @@ func TestBadInput(t *testing.T) {
 	empty := t.TempDir()
 	os.WriteFile(filepath.Join(empty, "notes.txt"), []byte("no app"), 0o644)
 
-	escaping := fixture(t, "go-server")
+	escaping := testutil.CopyFixture(t, "go-server")
 	os.Symlink("../../../etc/passwd", filepath.Join(escaping, "templates", "leak"))
 
 	for _, tc := range []struct {
@@ -198,7 +200,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.description, func(t *testing.T) {
 			dir := tc.dir
 			if dir == "" {
-				dir = fixture(t, "go-server")
+				dir = testutil.CopyFixture(t, "go-server")
 			}
 			out := filepath.Join(t.TempDir(), "layout")
 			args := append([]string{"build", dir}, tc.args...)
@@ -246,7 +248,7 @@ func TestUnreadableFile(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o777)
 	ctx := filepath.Join(base, "app")
-	run(t, "cp", "-a", fixture(t, "go-server"), ctx)
+	run(t, "cp", "-a", testutil.CopyFixture(t, "go-server"), ctx)
 	run(t, "chmod", "-R", "a+rX", ctx)
 	secret := filepath.Join(ctx, "private.key")
 	os.WriteFile(secret, []byte("k"), 0o600)

@@ -5,10 +5,8 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 var packerBin, goCache string
@@ -100,7 +100,7 @@ func freePort(t *testing.T) int {
 // appended to the config (e.g. an auth section).
 func startRegistry(t *testing.T, extra string) string {
 	t.Helper()
-	bin := needTool(t, "docker-registry", "apt-get install docker-registry")
+	bin := testutil.NeedTool(t, "docker-registry", "apt-get install docker-registry")
 	dir := t.TempDir()
 	port := freePort(t)
 	host := fmt.Sprintf("127.0.0.1:%d", port)
@@ -136,27 +136,3 @@ http:
 	t.Fatalf("docker-registry did not start on %s:\n%s", host, logs.String())
 	return ""
 }
-
-func needTool(t *testing.T, tool, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed and CI=true: %s", tool, install)
-		}
-		t.Skipf("SKIP: %s is not installed (%s); this end-to-end check did not run", tool, install)
-	}
-	return p
-}
-
-// fixture copies testdata/fixtures/NAME to a temp dir outside git.
-func fixture(t *testing.T, name string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(file), "..", "testdata", "fixtures", name)
-	dst := filepath.Join(t.TempDir(), name)
-	run(t, "cp", "-a", src, dst)
-	return dst
-}
-
-func newTar(r io.Reader) *tar.Reader { return tar.NewReader(r) }

@@ -65,8 +65,8 @@ func layerByComment(t *testing.T, img v1.Image, name string) string {
 // TestNodeFixtures builds each Node.js fixture on a Debian 13 base with
 // Node.js, runs it under runc and checks what a user would.
 func TestNodeFixtures(t *testing.T) {
-	needTool(t, "node", "install Node.js")
-	needTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "node", "install Node.js")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
 		fixture  string
@@ -88,9 +88,9 @@ func TestNodeFixtures(t *testing.T) {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
 			if strings.Contains(tc.fixture, "bun") {
-				needTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
+				testutil.NeedTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
 			}
-			dir := fixture(t, tc.fixture)
+			dir := testutil.CopyFixture(t, tc.fixture)
 			if tc.prepare != nil {
 				cmd := exec.Command(tc.prepare[0], tc.prepare[1:]...)
 				cmd.Dir = dir
@@ -154,9 +154,9 @@ func TestNodeFixtures(t *testing.T) {
 // TestNodeDependencyLayerCache: a source-only change does not run the
 // installer and keeps the dependency layer; a lockfile change rebuilds it.
 func TestNodeDependencyLayerCache(t *testing.T) {
-	needTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	dir := fixture(t, "node-express")
+	dir := testutil.CopyFixture(t, "node-express")
 	env := nodeEnv(t)
 	build := func() (v1.Image, string) {
 		out := filepath.Join(t.TempDir(), "layout")
@@ -206,7 +206,7 @@ func TestNodeDependencyLayerCache(t *testing.T) {
 // TestNodeBadInput: each mistake gives a clear error naming the fix and
 // writes nothing.
 func TestNodeBadInput(t *testing.T) {
-	needTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	for _, tc := range []struct {
 		description string
 		mutate      func(dir string)
@@ -234,7 +234,7 @@ func TestNodeBadInput(t *testing.T) {
 		}, "no way to start the app"},
 	} {
 		t.Run(tc.description, func(t *testing.T) {
-			dir := fixture(t, "node-express")
+			dir := testutil.CopyFixture(t, "node-express")
 			tc.mutate(dir)
 			before, _ := os.ReadFile(filepath.Join(dir, "package.json"))
 			out := filepath.Join(t.TempDir(), "layout")
@@ -263,9 +263,9 @@ func TestNodeBadInput(t *testing.T) {
 // it, the workspace packages it depends on and their production
 // dependencies are shipped.
 func TestNodeWorkspace(t *testing.T) {
-	needTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	dir := fixture(t, "node-npm-workspace")
+	dir := testutil.CopyFixture(t, "node-npm-workspace")
 	r := packer(t, nodeEnv(t), "build", dir)
 	if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
 		t.Errorf("monorepo without --target: %v\n%s", r.err, r.stderr)
@@ -296,8 +296,8 @@ func TestNodeWorkspace(t *testing.T) {
 // build script, neither install runs again; the cached dev dependencies are
 // put back for the build, and the new build output ships.
 func TestNodeBuildRebuildSkipsInstall(t *testing.T) {
-	needTool(t, "npm", "install Node.js")
-	dir := fixture(t, "node-ts-build")
+	testutil.NeedTool(t, "npm", "install Node.js")
+	dir := testutil.CopyFixture(t, "node-ts-build")
 	env := nodeEnv(t)
 	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")
 	src := filepath.Join(dir, "src", "server.ts")

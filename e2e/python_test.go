@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"debug/elf"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,7 +21,7 @@ import (
 // shim look for an interpreter the machine may lack).
 func hostPython(t *testing.T) string {
 	t.Helper()
-	needTool(t, "python3", "install Python 3")
+	testutil.NeedTool(t, "python3", "install Python 3")
 	cmd := exec.Command("python3", "-c", "import sys; print(sys.executable)")
 	cmd.Dir = os.TempDir()
 	out, err := cmd.Output()
@@ -79,7 +78,7 @@ func TestPythonFixtures(t *testing.T) {
 		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			dir := fixture(t, tc.fixture)
+			dir := testutil.CopyFixture(t, tc.fixture)
 			lockFixture(t, dir)
 			out := filepath.Join(t.TempDir(), "layout")
 			r := packer(t, cacheEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
@@ -113,7 +112,7 @@ func TestPythonFixtures(t *testing.T) {
 // each platform's compiled wheels (pydantic-core's .so).
 func TestPythonPlatformWheels(t *testing.T) {
 	hostPython(t)
-	dir := fixture(t, "py-fastapi-uv")
+	dir := testutil.CopyFixture(t, "py-fastapi-uv")
 	lockFixture(t, dir)
 	out := filepath.Join(t.TempDir(), "layout")
 	mustPacker(t, cacheEnv(t), "build", dir, "--base", "scratch", "--platform", "linux/amd64,linux/arm64", "-o", "oci:"+out, "-t", "app:v1")
@@ -143,29 +142,17 @@ func TestPythonPlatformWheels(t *testing.T) {
 
 func findSO(t *testing.T, img v1.Image, prefix string) []byte {
 	t.Helper()
-	ls, _ := img.Layers()
-	for _, l := range ls {
-		rc, _ := l.Uncompressed()
-		tr := newTar(rc)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				break
-			}
-			if strings.Contains(h.Name, prefix) && strings.HasSuffix(h.Name, ".so") {
-				b, _ := io.ReadAll(tr)
-				rc.Close()
-				return b
-			}
+	for name, f := range testutil.ImageFiles(t, img) {
+		if strings.Contains(name, prefix) && strings.HasSuffix(name, ".so") {
+			return f.Data
 		}
-		rc.Close()
 	}
 	return nil
 }
 
 func TestPythonDependencyCache(t *testing.T) {
 	hostPython(t)
-	dir := fixture(t, "py-flask")
+	dir := testutil.CopyFixture(t, "py-flask")
 	env := cacheEnv(t)
 	build := func() (v1.Image, string) {
 		out := filepath.Join(t.TempDir(), "layout")
@@ -214,7 +201,7 @@ func TestPythonBadInput(t *testing.T) {
 		}, "no way to start the app"},
 	} {
 		t.Run(tc.description, func(t *testing.T) {
-			dir := fixture(t, "py-flask")
+			dir := testutil.CopyFixture(t, "py-flask")
 			tc.mutate(dir)
 			out := filepath.Join(t.TempDir(), "layout")
 			// arm64: another machine than this one, so only binary wheels
@@ -238,7 +225,7 @@ func TestPythonBadInput(t *testing.T) {
 // requirements, a source change still does not run pip.
 func TestPythonLockfileCache(t *testing.T) {
 	hostPython(t)
-	dir := fixture(t, "py-fastapi-uv")
+	dir := testutil.CopyFixture(t, "py-fastapi-uv")
 	lockFixture(t, dir)
 	env := cacheEnv(t)
 	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")
@@ -255,7 +242,7 @@ func TestPythonLockfileCache(t *testing.T) {
 // put back into the staging copy.
 func TestDjangoCollectstaticAfterCachedDeps(t *testing.T) {
 	hostPython(t)
-	dir := fixture(t, "py-django-pipenv")
+	dir := testutil.CopyFixture(t, "py-django-pipenv")
 	lockFixture(t, dir)
 	env := cacheEnv(t)
 	mustPacker(t, env, "build", dir, "--base", "scratch", "-o", "oci:"+filepath.Join(t.TempDir(), "a"), "-t", "app:v1")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 // container is an image from an OCI layout running under runc.
@@ -27,8 +29,8 @@ type container struct {
 // host network namespace, with PORT set to a free port.
 func runLayout(t *testing.T, layoutDir, tag string) *container {
 	t.Helper()
-	umoci := needTool(t, "umoci", "apt-get install umoci")
-	runc := needTool(t, "runc", "apt-get install runc")
+	umoci := testutil.NeedTool(t, "umoci", "apt-get install umoci")
+	runc := testutil.NeedTool(t, "runc", "apt-get install runc")
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: runc needs root here; this end-to-end check did not run")
 	}

@@ -23,10 +23,10 @@ import (
 // the dev ones; two builds from different directories give byte-identical
 // documents.
 func TestSBOMReferrers(t *testing.T) {
-	needTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
 	host := startRegistry(t, "")
-	dir := fixture(t, "node-express")
+	dir := testutil.CopyFixture(t, "node-express")
 	ref := host + "/team/express:v1"
 	sbomDir := filepath.Join(t.TempDir(), "sbom")
 	out := mustPacker(t, nodeEnv(t), "build", dir, "--base", base, "--push", "-t", ref, "--sbom-dir", sbomDir)
@@ -69,7 +69,7 @@ func TestSBOMReferrers(t *testing.T) {
 	validateSBOMs(t, filepath.Join(sbomDir, "sbom.spdx.json"), filepath.Join(sbomDir, "sbom.cdx.json"))
 
 	// Same inputs elsewhere: byte-identical SBOMs.
-	dir2 := fixture(t, "node-express")
+	dir2 := testutil.CopyFixture(t, "node-express")
 	sbomDir2 := filepath.Join(t.TempDir(), "sbom2")
 	mustPacker(t, nodeEnv(t), "build", dir2, "--base", base, "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-t", host+"/team/express:v1", "--sbom-dir", sbomDir2)
 	for _, f := range []string{"sbom.spdx.json", "sbom.cdx.json"} {
@@ -85,7 +85,7 @@ func TestSBOMReferrers(t *testing.T) {
 // SBOM, and a Go binary's modules (from its build info) are listed.
 func TestSBOMPerPlatformAndGoModules(t *testing.T) {
 	host := startRegistry(t, "")
-	dir := fixture(t, "go-vendored")
+	dir := testutil.CopyFixture(t, "go-vendored")
 	ref := host + "/team/vendored:v1"
 	mustPacker(t, cacheEnv(t), "build", dir, "--push", "--platform", "linux/amd64,linux/arm64", "-t", ref)
 	r, _ := name.ParseReference(ref, name.Insecure)
@@ -131,8 +131,8 @@ func validateSBOMs(t *testing.T, spdx, cdx string) {
 // TestSyftFindsNothingMore: syft, run on the same images, finds no
 // application package (npm, Python, Go module) that packer's SBOM lacks.
 func TestSyftFindsNothingMore(t *testing.T) {
-	syft := needTool(t, "syft", "scripts/tools.sh installs it with go install")
-	needTool(t, "npm", "install Node.js")
+	syft := testutil.NeedTool(t, "syft", "scripts/tools.sh installs it with go install")
+	testutil.NeedTool(t, "npm", "install Node.js")
 	hostPython(t)
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
@@ -144,7 +144,7 @@ func TestSyftFindsNothingMore(t *testing.T) {
 		{"go-vendored", nil},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			dir := fixture(t, tc.fixture)
+			dir := testutil.CopyFixture(t, tc.fixture)
 			out := filepath.Join(t.TempDir(), "layout")
 			sbomDir := filepath.Join(t.TempDir(), "sbom")
 			mustPacker(t, nodeEnv(t), append([]string{"build", dir, "-o", "oci:" + out, "-t", "app:v1", "--sbom-dir", sbomDir}, tc.args...)...)

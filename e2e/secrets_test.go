@@ -17,6 +17,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 func canary(t *testing.T, prefix string) string {
@@ -104,7 +106,7 @@ grep -o '_authToken=.*' "$NPM_CONFIG_USERCONFIG" | cut -d= -f2 | tr -d '\n' | sh
 printf %s "$APP_VERSION" > .packer-out/version
 echo "the token is $TOKEN"`
 	planFile := customPlan(t, script)
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	out := filepath.Join(t.TempDir(), "layout")
 	cache := t.TempDir()
 	env := []string{"CANARY_ENV=" + envCanary, "GOCACHE=" + goCache}
@@ -161,7 +163,7 @@ func TestSecretCopiedIntoImageFails(t *testing.T) {
 	npmrc := filepath.Join(t.TempDir(), "npmrc")
 	os.WriteFile(npmrc, []byte("//registry.invalid/:_authToken="+fileCanary+"\n"), 0o600)
 	planFile := customPlan(t, `set -e; mkdir -p .packer-out/etc; cp "$PACKER_SECRETS/npmrc" .packer-out/etc/npmrc; printf %s "$TOKEN" > .packer-out/token`)
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	out := filepath.Join(t.TempDir(), "layout")
 	cache := t.TempDir()
 	r := packer(t, []string{"CANARY_ENV=" + envCanary}, "build", dir, "--plan", planFile, "--cache-dir", cache, "-o", "oci:"+out, "-t", "app:v1",
@@ -191,7 +193,7 @@ func TestSecretCopiedIntoImageFails(t *testing.T) {
 }
 
 func TestSecretLookingBuildArgRefused(t *testing.T) {
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	r := packer(t, nil, "build", dir, "--build-arg", "NPM_TOKEN=abc", "-o", "oci:"+filepath.Join(t.TempDir(), "x"))
 	if r.err == nil || !strings.Contains(r.stderr, "--build-arg NPM_TOKEN looks like a secret") || !strings.Contains(r.stderr, "--secret id=NPM_TOKEN,env=NPM_TOKEN") {
 		t.Errorf("err %v\n%s", r.err, r.stderr)
@@ -207,26 +209,9 @@ func TestSecretLookingBuildArgRefused(t *testing.T) {
 
 func layerFiles(t *testing.T, img v1.Image) map[string]string {
 	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, l := range ls {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				break
-			}
-			b, _ := io.ReadAll(tr)
-			out[h.Name] = string(b)
-		}
-		rc.Close()
+	for name, f := range testutil.ImageFiles(t, img) {
+		out[name] = string(f.Data)
 	}
 	return out
 }

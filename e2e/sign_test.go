@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/packer-build/packer/internal/testutil"
 )
 
 // TestCosignVerifiesSignature: the real cosign CLI verifies packer's
 // signature offline; an image re-pushed under the tag, or another key,
 // fails verification.
 func TestCosignVerifiesSignature(t *testing.T) {
-	cosign := needTool(t, "cosign", "scripts/tools.sh installs it with go install")
+	cosign := testutil.NeedTool(t, "cosign", "scripts/tools.sh installs it with go install")
 	host := startRegistry(t, "")
 	keys := t.TempDir()
 	genKey := func(dir string) {
@@ -32,7 +34,7 @@ func TestCosignVerifiesSignature(t *testing.T) {
 		return string(out), err
 	}
 
-	dir := fixture(t, "go-server")
+	dir := testutil.CopyFixture(t, "go-server")
 	ref := host + "/team/signed:v1"
 	env := append(cacheEnv(t), "COSIGN_PASSWORD=test-password")
 	out := mustPacker(t, env, "build", dir, "--push", "-t", ref, "--sign-key", filepath.Join(keys, "cosign.key"), "--build-arg", "APP_MODE=blue-green")
@@ -43,7 +45,7 @@ func TestCosignVerifiesSignature(t *testing.T) {
 		t.Errorf("cosign verify output does not name %s:\n%s", digest, o)
 	}
 	// cosign v3 accepts the same signature and attestation.
-	cosign3 := needTool(t, "cosign-v3", "scripts/tools.sh installs it with go install")
+	cosign3 := testutil.NeedTool(t, "cosign-v3", "scripts/tools.sh installs it with go install")
 	for _, args := range [][]string{
 		{"verify", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", ref},
 		{"verify-attestation", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", "--type", "spdxjson", ref},

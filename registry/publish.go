@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -74,7 +75,7 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 			if err != nil {
 				return nil, err
 			}
-			for _, tag := range sortedTags(extra) {
+			for _, tag := range slices.Sorted(maps.Keys(extra)) {
 				if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
 					return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
 				}
@@ -88,15 +89,6 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 		}
 	}
 	return pushed, nil
-}
-
-func sortedTags(m map[string]v1.Image) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func write(ref name.Reference, res build.Result, opts []remote.Option) error {

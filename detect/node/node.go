@@ -138,17 +138,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		kind = kindSPA
 	}
 
-	p := &plan.Plan{
-		Provider:   "node",
-		Base:       fmt.Sprintf("node:%d-slim", major),
-		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
-		WorkingDir: AppDir,
-		User:       "65532:65532",
-		Ports:      []int{8080},
-		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080"},
-		Runtime:    map[string]string{"node": strconv.Itoa(major)},
-		Init:       true,
-	}
+	p := newPlan(major, AppDir)
 	depKey := dependencyKey(pkg)
 	installProd := plan.Step{
 		Name: "deps", Run: pm.installProd(), Inputs: installInputs(src), Key: depKey,
@@ -169,8 +159,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 			Hint: "the build script failed; run it locally (" + pm.run("build") + ") to see why", Toolchain: toolchain,
 		}
 	}
-	signals := plan.Layer{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}}
-	p.Env["NODE_OPTIONS"] = "--require=/opt/packer/signals.js"
+	signals := signalsLayer()
 
 	switch kind {
 	case kindSPA:
@@ -304,25 +293,16 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		inputs = append(inputs, path.Join(d, "package.json"))
 		key += " " + d + ":" + strings.TrimPrefix(dependencyKey(all[d].pkg), "package.json dependencies ")
 	}
-	p := &plan.Plan{
-		Provider:   "node",
-		Base:       fmt.Sprintf("node:%d-slim", major),
-		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
-		WorkingDir: AppDir + "/" + dir,
-		User:       "65532:65532",
-		Ports:      []int{8080},
-		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080", "HOST": "0.0.0.0", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
-		Runtime:    map[string]string{"node": strconv.Itoa(major)},
-		Init:       true,
-		Entrypoint: st.argv,
-		Steps: []plan.Step{{
-			Name: "deps", Run: install, Inputs: inputs, Key: key, Env: map[string]string{"NODE_ENV": "production"},
-			NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
-		}},
-		Layers: []plan.Layer{
-			{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}},
-			{Name: "deps", From: "deps", Include: []string{"node_modules", dir + "/node_modules"}, Dest: AppDir},
-		},
+	p := newPlan(major, AppDir+"/"+dir)
+	p.Env["HOST"] = "0.0.0.0"
+	p.Entrypoint = st.argv
+	p.Steps = []plan.Step{{
+		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: map[string]string{"NODE_ENV": "production"},
+		NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
+	}}
+	p.Layers = []plan.Layer{
+		signalsLayer(),
+		{Name: "deps", From: "deps", Include: []string{"node_modules", dir + "/node_modules"}, Dest: AppDir},
 	}
 	for k, v := range st.env {
 		p.Env[k] = v
@@ -351,6 +331,28 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	}
 	p.Evidence = evidence
 	return p, nil
+}
+
+// newPlan is what every Node.js image shares: the base for the major,
+// node_modules and tool caches left out of the context, non-root, port
+// 8080, production mode, the SIGTERM preload and tini when the base has it.
+func newPlan(major int, workdir string) *plan.Plan {
+	return &plan.Plan{
+		Provider:   "node",
+		Base:       fmt.Sprintf("node:%d-slim", major),
+		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
+		WorkingDir: workdir,
+		User:       "65532:65532",
+		Ports:      []int{8080},
+		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
+		Runtime:    map[string]string{"node": strconv.Itoa(major)},
+		Init:       true,
+	}
+}
+
+// signalsLayer holds the preload NODE_OPTIONS names.
+func signalsLayer() plan.Layer {
+	return plan.Layer{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}}
 }
 
 // toolchain prints Node.js's and npm's versions: both are part of every

@@ -130,6 +130,13 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	return p, nil
 }
 
+// pythonHere makes a step's python3 the machine's: a .python-version
+// naming an interpreter this machine lacks breaks pyenv's python3 in the
+// app directory, so the step falls back to running from /.
+const pythonHere = "# A .python-version naming an interpreter this machine lacks breaks pyenv's\n" +
+	"# python3 in the app directory; fall back to the machine's default then.\n" +
+	"python3 -c '' 2>/dev/null || cd /"
+
 // installStep installs pinned requirements with the host's pip: for the
 // image's Python version and platform (binary wheels only) when the host
 // differs, or natively (sdists built here, bytecode precompiled) when the
@@ -150,9 +157,7 @@ func installStep(version, reqFile, reqText string) plan.Step {
 		`set -e`,
 		`STAGE=$PWD`,
 		`REQ="$STAGE/` + reqFile + `"`,
-		`# A .python-version naming an interpreter this machine lacks breaks pyenv's`,
-		`# python3 in the app directory; fall back to the machine's default then.`,
-		`python3 -c '' 2>/dev/null || cd /`,
+		pythonHere,
 		`HOST=$(python3 -c 'import sys, platform; print("%d.%d %s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')`,
 		`if [ "$HOST" = "` + version + ` ` + plan.TargetMachine + `" ]; then`,
 		`  ` + common,
@@ -213,7 +218,7 @@ func collectStatic(version string) plan.Step {
 	script := strings.Join([]string{
 		`set -e`,
 		`STAGE=$PWD`,
-		`python3 -c '' 2>/dev/null || cd /`,
+		pythonHere,
 		`PYTHONPATH="$STAGE/.packer-out/packages" PYTHONDONTWRITEBYTECODE=1 python3 "$STAGE/manage.py" collectstatic --noinput`,
 	}, "\n")
 	return plan.Step{

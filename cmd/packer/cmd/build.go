@@ -5,12 +5,13 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -221,14 +222,14 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if err := guard(res, rep, secrets, platforms, store); err != nil {
 		return err
 	}
-	referrers, sbomDocs, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tagIDs, tags, dir), store, log)
+	referrers, sbomDocs, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tags, dir), store, log)
 	if err != nil {
 		return err
 	}
 	if signKey != nil {
 		signer = signerFor(signKey, res, sbomDocs, sign.BuildInfo{
 			BuilderVersion: version(), Provider: p.Provider, Platforms: strings.Split(platformList(platforms), ","),
-			BuildArgNames: buildargs.Keys(p.BuildArgs), Created: created,
+			BuildArgNames: slices.Sorted(maps.Keys(p.BuildArgs)), Created: created,
 			Source: gitLabels(dir)["org.opencontainers.image.source"], Revision: gitLabels(dir)["org.opencontainers.image.revision"],
 			BaseName: baseName(res), BaseDigest: baseDigest(res),
 		})
@@ -484,15 +485,6 @@ func gitLabels(dir string) map[string]string {
 		labels["org.opencontainers.image.source"] = src
 	}
 	return labels
-}
-
-func sortedEnv(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func humanSize(n int64) string {

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -268,7 +269,7 @@ func readPlan(path string) (*plan.Plan, error) {
 
 func kvs(m map[string]string) []buildargs.KV {
 	var out []buildargs.KV
-	for _, k := range buildargs.Keys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, buildargs.KV{Key: k, Value: m[k]})
 	}
 	return out
@@ -329,7 +330,7 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		}
 		fmt.Fprintf(w, "step:        %s: %s\n", s.Name, strings.Join(args, " "))
 	}
-	for _, k := range buildargs.Keys(p.BuildArgs) {
+	for _, k := range slices.Sorted(maps.Keys(p.BuildArgs)) {
 		fmt.Fprintf(w, "build arg:   %s=%s%s\n", k, p.BuildArgs[k], from("buildArgs."+k))
 	}
 	for _, l := range p.Layers {
@@ -348,7 +349,7 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	}
 	fmt.Fprintf(w, "workdir:     %s%s\n", p.WorkingDir, from("workingDir"))
 	fmt.Fprintf(w, "user:        %s%s\n", p.User, from("user"))
-	for _, k := range buildargs.Keys(p.Env) {
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
 		fmt.Fprintf(w, "env:         %s=%s%s\n", k, p.Env[k], from("env."+k))
 	}
 	for _, port := range p.Ports {
@@ -363,15 +364,10 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	if p.Healthcheck != nil {
 		fmt.Fprintf(w, "healthcheck: %s%s\n", strings.Join(p.Healthcheck.Test, " "), from("healthcheck"))
 	}
-	keys := make([]string, 0, len(p.Labels))
-	for k := range p.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
 		fmt.Fprintf(w, "label:       %s=%s%s\n", k, p.Labels[k], from("labels."+k))
 	}
-	for _, k := range buildargs.Keys(p.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(p.Annotations)) {
 		fmt.Fprintf(w, "annotation:  %s=%s%s\n", k, p.Annotations[k], from("annotations."+k))
 	}
 }

@@ -36,7 +36,7 @@ func parseSBOMFormats(s string) ([]string, error) {
 	return out, nil
 }
 
-func firstName(tagIDs []string, tags []name.Tag, dir string) string {
+func firstName(tags []name.Tag, dir string) string {
 	if len(tags) > 0 {
 		return strings.TrimSuffix(tags[0].String(), ":"+tags[0].TagStr())
 	}
