@@ -49,14 +49,27 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 		return nil, err
 	}
 	opts := c.remoteOptions(ctx)
-	var pushed []name.Digest
-	seen := map[string]bool{}
+	// Signatures are made first: signing can fail (a transparency log or
+	// certificate authority out of reach), and then nothing is pushed.
+	var repos []name.Repository
+	signatures := map[string]map[string]v1.Image{}
 	for _, t := range tags {
 		repo := t.Context()
-		if seen[repo.String()] {
+		if _, seen := signatures[repo.String()]; seen {
 			continue
 		}
-		seen[repo.String()] = true
+		signatures[repo.String()] = nil
+		repos = append(repos, repo)
+		if sign != nil {
+			extra, err := sign(repo.Name())
+			if err != nil {
+				return nil, err
+			}
+			signatures[repo.String()] = extra
+		}
+	}
+	var pushed []name.Digest
+	for _, repo := range repos {
 		dig := repo.Digest(d.String())
 		if err := write(dig, res, opts); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
@@ -70,11 +83,7 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
 			}
 		}
-		if sign != nil {
-			extra, err := sign(repo.Name())
-			if err != nil {
-				return nil, err
-			}
+		if extra := signatures[repo.String()]; extra != nil {
 			for _, tag := range slices.Sorted(maps.Keys(extra)) {
 				if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
 					return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the peer tools the supply-chain tests use — cosign v2 (as cosign),
-# v3 (as cosign-v3) and syft — with go install, once per machine, into the user
-# cache dir; prints the bin dir to add to PATH.
+# v3 (as cosign-v3), syft and Fulcio (the keyless certificate authority the
+# e2e tests run) — with go install, once per machine, into the user cache
+# dir; prints the bin dir to add to PATH.
 set -euo pipefail
 bin="${XDG_CACHE_HOME:-$HOME/.cache}/packer-tools/bin"
 mkdir -p "$bin"
@@ -20,4 +21,5 @@ install() { # name module@version [binary]
 install cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.4.3
 install cosign-v3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 install syft github.com/anchore/syft/cmd/syft@v1.57.1 syft
+install fulcio github.com/sigstore/fulcio@v1.8.8 fulcio
 echo "$bin"

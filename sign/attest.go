@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -55,7 +56,7 @@ func signBytes(key crypto.Signer, b []byte) ([]byte, error) {
 
 // Envelope signs an in-toto statement about digest in repo as a DSSE
 // envelope, the form cosign attest writes.
-func Envelope(key crypto.Signer, repo string, digest v1.Hash, predicateType string, predicate []byte) ([]byte, error) {
+func Envelope(s *Signer, repo string, digest v1.Hash, predicateType string, predicate []byte) ([]byte, error) {
 	st, err := json.Marshal(Statement{
 		Type:          "https://in-toto.io/Statement/v0.1",
 		PredicateType: predicateType,
@@ -65,7 +66,7 @@ func Envelope(key crypto.Signer, repo string, digest v1.Hash, predicateType stri
 	if err != nil {
 		return nil, err
 	}
-	sig, err := signBytes(key, pae(inTotoPayloadType, st))
+	sig, err := signBytes(s.Key, pae(inTotoPayloadType, st))
 	if err != nil {
 		return nil, err
 	}
@@ -78,16 +79,29 @@ func Envelope(key crypto.Signer, repo string, digest v1.Hash, predicateType stri
 
 // AttestationImage holds signed attestations (DSSE envelopes) as cosign
 // stores them under the sha256-DIGEST.att tag: one layer per envelope,
-// annotated with its predicate type.
-func AttestationImage(envelopes map[string][]byte, order []string, created time.Time) (v1.Image, error) {
+// annotated with its predicate type (and, signed keyless, the certificate;
+// with a transparency log, the entry's bundle).
+func AttestationImage(ctx context.Context, s *Signer, envelopes map[string][]byte, order []string, created time.Time) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	for _, pt := range order {
+		// cosign reads the DSSE signatures; the annotation must exist.
+		ann := map[string]string{"predicateType": pt, SignatureAnnotation: ""}
+		s.annotations(ann)
+		if s.Tlog != nil {
+			v, err := s.verifier()
+			if err != nil {
+				return nil, err
+			}
+			if ann[BundleAnnotation], err = s.Tlog.Upload(ctx, inToto(envelopes[pt], v)); err != nil {
+				return nil, err
+			}
+		}
 		var err error
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer:       static.NewLayer(envelopes[pt], dsseType),
 			MediaType:   dsseType,
-			Annotations: map[string]string{"predicateType": pt, SignatureAnnotation: ""}, // cosign reads the DSSE signatures; the annotation must exist
+			Annotations: ann,
 		})
 		if err != nil {
 			return nil, err

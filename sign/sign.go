@@ -5,10 +5,8 @@
 package sign
 
 import (
+	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -129,19 +127,22 @@ func Payload(repo string, digest v1.Hash) []byte {
 
 // SignatureImage signs the payload for digest in repo and returns the
 // image cosign reads from the sha256-DIGEST.sig tag.
-func SignatureImage(key crypto.Signer, repo string, digest v1.Hash, created time.Time) (v1.Image, error) {
+func SignatureImage(ctx context.Context, s *Signer, repo string, digest v1.Hash, created time.Time) (v1.Image, error) {
 	payload := Payload(repo, digest)
-	sum := sha256.Sum256(payload)
-	var sig []byte
-	var err error
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		sig, err = ecdsa.SignASN1(rand.Reader, k, sum[:])
-	default:
-		sig, err = key.Sign(rand.Reader, sum[:], crypto.SHA256)
-	}
+	sig, err := signBytes(s.Key, payload)
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
+	}
+	ann := map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)}
+	s.annotations(ann)
+	if s.Tlog != nil {
+		v, err := s.verifier()
+		if err != nil {
+			return nil, err
+		}
+		if ann[BundleAnnotation], err = s.Tlog.Upload(ctx, hashedRekord(payload, sig, v)); err != nil {
+			return nil, err
+		}
 	}
 	layer := static.NewLayer(payload, SimpleSigningType)
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -149,7 +150,7 @@ func SignatureImage(key crypto.Signer, repo string, digest v1.Hash, created time
 	img, err = mutate.Append(img, mutate.Addendum{
 		Layer:       layer,
 		MediaType:   SimpleSigningType,
-		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+		Annotations: ann,
 	})
 	if err != nil {
 		return nil, err

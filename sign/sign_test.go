@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -57,7 +58,7 @@ func TestLoadKeyAndSign(t *testing.T) {
 		t.Fatalf("LoadKey() = %v", err)
 	}
 	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
-	img, err := SignatureImage(signer, "registry.test/team/app", d, time.Unix(0, 0))
+	img, err := SignatureImage(context.Background(), KeySigner(signer), "registry.test/team/app", d, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

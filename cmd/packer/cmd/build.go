@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"bytes"
-	"crypto"
 	"errors"
 	"fmt"
 	"maps"
@@ -44,6 +43,11 @@ type buildOptions struct {
 	sboms     string
 	sbomDir   string
 	signKey   string
+	keyless   bool
+	idToken   string
+	fulcioURL string
+	rekorURL  string
+	tlog      bool
 }
 
 type output struct {
@@ -86,6 +90,11 @@ Outputs (-o, repeatable):
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
 	f.StringVar(&o.signKey, "sign-key", "", "sign pushed images with this cosign private key (password in COSIGN_PASSWORD); cosign verify --key cosign.pub checks it")
+	f.BoolVar(&o.keyless, "sign-keyless", false, "sign pushed images keyless: an OIDC identity token (GitHub Actions, --identity-token or SIGSTORE_ID_TOKEN) buys a short-lived certificate from Fulcio; the signatures are recorded in Rekor")
+	f.StringVar(&o.idToken, "identity-token", "", "OIDC identity token for --sign-keyless, or a file holding it")
+	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
+	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
+	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -112,20 +121,43 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		return err
 	}
 	var signer registry.Signer
-	var signKey crypto.Signer
-	if o.signKey != "" {
-		key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
-		if err != nil {
-			return err
+	var signKey *sign.Signer
+	var idToken string
+	if o.signKey != "" || o.keyless {
+		flag := "--sign-key"
+		if o.keyless {
+			flag = "--sign-keyless"
 		}
-		signKey = key
+		if o.signKey != "" && o.keyless {
+			return fmt.Errorf("--sign-key and --sign-keyless both given; sign with one of them")
+		}
 		pushes := false
 		for _, out := range outs0(o.outputs, o.push) {
 			pushes = pushes || out == "registry"
 		}
 		if !pushes {
-			return fmt.Errorf("--sign-key signs images pushed to a registry (cosign verifies them there); add --push")
+			return fmt.Errorf("%s signs images pushed to a registry (cosign verifies them there); add --push", flag)
 		}
+	}
+	if o.signKey != "" {
+		key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
+		if err != nil {
+			return err
+		}
+		signKey = sign.KeySigner(key)
+		if c.Flags().Changed("tlog-upload") && o.tlog {
+			signKey.Tlog = &sign.Rekor{URL: o.rekorURL}
+		}
+	}
+	if o.keyless {
+		// The token is found now, so a build that cannot sign fails before
+		// it starts; the certificate (valid ten minutes) is fetched after.
+		tok, from, err := sign.IdentityToken(c.Context(), o.idToken, os.Getenv)
+		if err != nil {
+			return err
+		}
+		idToken = tok
+		fmt.Fprintf(log, "packer: keyless signing with the OIDC token from %s\n", from)
 	}
 	var secrets buildargs.Secrets
 	for _, s := range o.secrets {
@@ -226,8 +258,19 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if err != nil {
 		return err
 	}
+	if o.keyless {
+		var tlog *sign.Rekor
+		if o.tlog {
+			tlog = &sign.Rekor{URL: o.rekorURL}
+		}
+		if signKey, err = sign.Keyless(c.Context(), o.fulcioURL, idToken, tlog); err != nil {
+			return err
+		}
+		id, iss := signKey.Identity()
+		fmt.Fprintf(log, "packer: Fulcio certified %s (issuer %s)\n", id, iss)
+	}
 	if signKey != nil {
-		signer = signerFor(signKey, res, sbomDocs, sign.BuildInfo{
+		signer = signerFor(c.Context(), signKey, res, sbomDocs, sign.BuildInfo{
 			BuilderVersion: version(), Provider: p.Provider, Platforms: strings.Split(platformList(platforms), ","),
 			BuildArgNames: slices.Sorted(maps.Keys(p.BuildArgs)), Created: created,
 			Source: gitLabels(dir)["org.opencontainers.image.source"], Revision: gitLabels(dir)["org.opencontainers.image.revision"],
@@ -277,7 +320,12 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 				fmt.Fprintf(log, "packer: pushed %s\n", t.String())
 			}
 			if signer != nil {
-				fmt.Fprintf(log, "packer: signed %s (cosign verify --key cosign.pub)\n", digest)
+				how := "--key cosign.pub"
+				if signKey.Cert != nil {
+					id, iss := signKey.Identity()
+					how = fmt.Sprintf("--certificate-identity %s --certificate-oidc-issuer %s", id, iss)
+				}
+				fmt.Fprintf(log, "packer: signed %s (cosign verify %s)\n", digest, how)
 			}
 		}
 	}

@@ -1,7 +1,7 @@
 package cmd
 
 import (
-	"crypto"
+	"context"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,7 +14,7 @@ import (
 // signerFor signs the result's digest and, for an index, each platform
 // image's (as cosign sign --recursive does), and attests each of them:
 // the SLSA provenance, and the SPDX and CycloneDX SBOMs of each image.
-func signerFor(key crypto.Signer, res build.Result, docs map[v1.Hash]map[string][]byte, info sign.BuildInfo) registry.Signer {
+func signerFor(ctx context.Context, key *sign.Signer, res build.Result, docs map[v1.Hash]map[string][]byte, info sign.BuildInfo) registry.Signer {
 	return func(repo string) (map[string]v1.Image, error) {
 		top, err := res.Digest()
 		if err != nil {
@@ -39,7 +39,7 @@ func signerFor(key crypto.Signer, res build.Result, docs map[v1.Hash]map[string]
 		now := time.Now()
 		out := map[string]v1.Image{}
 		for _, d := range digests {
-			sig, err := sign.SignatureImage(key, repo, d, now)
+			sig, err := sign.SignatureImage(ctx, key, repo, d, now)
 			if err != nil {
 				return nil, err
 			}
@@ -57,7 +57,7 @@ func signerFor(key crypto.Signer, res build.Result, docs map[v1.Hash]map[string]
 					order = append(order, f.predicate)
 				}
 			}
-			att, err := sign.AttestationImage(envs, order, info.Created)
+			att, err := sign.AttestationImage(ctx, key, envs, order, info.Created)
 			if err != nil {
 				return nil, err
 			}
