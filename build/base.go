@@ -65,10 +65,45 @@ type baseFacts struct {
 	Passwd, Group []byte
 	// Init is the path of an init (tini) in the base, or "".
 	Init string
+	// Bash is the path of bash in the base, or "": without tini, packer's
+	// init script runs under it.
+	Bash string
 }
 
 // initPaths are where Debian's and Alpine's tini packages put tini.
 var initPaths = []string{"usr/bin/tini", "sbin/tini", "usr/sbin/tini"}
+
+// bashPaths are where distributions put bash (Debian's usrmerge: usr/bin).
+var bashPaths = []string{"usr/bin/bash", "bin/bash"}
+
+// InitScript is packer's init for bases without tini, run under bash as
+// PID 1: the app runs as its child; TERM, INT, HUP, QUIT, USR1 and USR2 are
+// passed on to it; bash's SIGCHLD handling waits for any child, so orphans
+// re-parented to PID 1 are reaped; it exits with the app's status.
+const InitScript = `# packer init: PID 1 for images whose base has no tini.
+"$@" &
+app=$!
+for sig in TERM INT HUP QUIT USR1 USR2; do
+  trap "kill -$sig $app 2>/dev/null" "$sig"
+done
+while :; do
+  wait "$app"
+  status=$?
+  kill -0 "$app" 2>/dev/null || exit "$status"
+done
+`
+
+// InitPath is where the init script goes in the image.
+const InitPath = "/opt/packer/init"
+
+// initEntries is the layer holding the init script for bash at bashPath.
+func initEntries(bashPath string) []layers.Entry {
+	return []layers.Entry{
+		{Name: "/opt", Dir: true, Mode: 0o755},
+		{Name: "/opt/packer", Dir: true, Mode: 0o755},
+		{Name: InitPath, Mode: 0o755, Data: []byte("#!" + bashPath + "\n" + InitScript)},
+	}
+}
 
 // inspectBase scans the base's layers (top down) once per base digest and
 // caches the result in the store: a Debian base is ~260 MB to decompress.
@@ -77,14 +112,14 @@ func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := "base-facts-v1-" + d.Hex
+	key := "base-facts-v2-" + d.Hex
 	if b, ok := store.ReadMeta(key); ok {
 		var f baseFacts
 		if json.Unmarshal(b, &f) == nil {
 			return &f, nil
 		}
 	}
-	files, err := findFiles(base, append([]string{"etc/passwd", "etc/group"}, initPaths...)...)
+	files, err := findFiles(base, append(append([]string{"etc/passwd", "etc/group"}, initPaths...), bashPaths...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's files: %w", err)
 	}
@@ -92,6 +127,12 @@ func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
 	for _, p := range initPaths {
 		if _, ok := files[p]; ok {
 			f.Init = "/" + p
+			break
+		}
+	}
+	for _, p := range bashPaths {
+		if _, ok := files[p]; ok {
+			f.Bash = "/" + p
 			break
 		}
 	}

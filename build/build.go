@@ -214,6 +214,23 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		}
 	}
 
+	// packer's init, when the plan wants one and the base has no tini.
+	useInit := ""
+	if facts != nil && b.plan.Init {
+		switch {
+		case facts.Init != "":
+			useInit = facts.Init
+		case facts.Bash != "":
+			l, err := b.opts.Store.FromEntries(initEntries(facts.Bash))
+			if err != nil {
+				return nil, err
+			}
+			b.logf("the base has no tini: %s (a bash script) runs as PID 1, passes signals on and reaps orphaned processes", InitPath)
+			add("init", "packer: add "+InitPath, l, false)
+			useInit = InitPath
+		}
+	}
+
 	// Step outputs, cached by each step's inputs.
 	stepLayers := map[string][]*layers.Layer{}
 	stepCached := map[string]bool{}
@@ -281,10 +298,13 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	cfg = cfg.DeepCopy()
 	b.configure(cfg, pl)
 	if b.plan.Init && len(cfg.Config.Entrypoint) > 0 {
-		if facts != nil && facts.Init != "" {
-			cfg.Config.Entrypoint = append([]string{facts.Init, "--"}, cfg.Config.Entrypoint...)
-		} else {
-			b.logf("note: the base has no tini, so the app runs as PID 1 and orphaned child processes are not reaped; use a base with tini or run the container with --init")
+		switch {
+		case useInit == InitPath:
+			cfg.Config.Entrypoint = append([]string{InitPath}, cfg.Config.Entrypoint...)
+		case useInit != "":
+			cfg.Config.Entrypoint = append([]string{useInit, "--"}, cfg.Config.Entrypoint...)
+		default:
+			b.logf("note: the base has neither tini nor bash, so the app runs as PID 1 and orphaned child processes are not reaped; use a base with tini or run the container with --init")
 		}
 	}
 	img, err = mutate.ConfigFile(img, cfg)

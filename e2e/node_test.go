@@ -1,16 +1,24 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/packer-build/packer/internal/testutil"
 )
@@ -321,5 +329,86 @@ func TestNodeBuildRebuildSkipsInstall(t *testing.T) {
 		if strings.Contains(name, "node_modules/typescript") {
 			t.Fatalf("a dev dependency is in the image: %s", name)
 		}
+	}
+}
+
+// baseWithout writes base (oci:DIR:TAG) plus a layer that deletes paths
+// (OCI whiteouts) as a new layout, as a slim base without them would be.
+func baseWithout(t *testing.T, base string, paths ...string) string {
+	t.Helper()
+	ref := strings.TrimPrefix(base, "oci:")
+	i := strings.LastIndex(ref, ":")
+	img := layoutImage(t, ref[:i])
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, p := range paths {
+		dir, name := path.Split(p)
+		tw.WriteHeader(&tar.Header{Name: dir + ".wh." + name, Typeflag: tar.TypeReg, Mode: 0o644})
+	}
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, l); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "slim"})); err != nil {
+		t.Fatal(err)
+	}
+	return "oci:" + dir + ":slim"
+}
+
+// TestNodeInitWithoutTini: on a base without tini (like node:*-slim)
+// packer's bash init is PID 1: orphans are reaped and SIGTERM still stops
+// the container in time. The control, a base without tini or bash, shows
+// the check sees zombies when nothing reaps them.
+func TestNodeInitWithoutTini(t *testing.T) {
+	testutil.NeedTool(t, "npm", "install Node.js")
+	debian := testutil.DebianBase(t)
+	dir := testutil.CopyFixture(t, "node-express")
+	env := nodeEnv(t)
+	for _, tc := range []struct {
+		name       string
+		whiteout   []string
+		entrypoint string
+		zombies    bool
+	}{
+		{"no tini", []string{"usr/bin/tini"}, "/opt/packer/init", false},
+		{"no tini, no bash", []string{"usr/bin/tini", "usr/bin/bash"}, "node", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := baseWithout(t, debian, tc.whiteout...)
+			out := filepath.Join(t.TempDir(), "layout")
+			r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+			if r.err != nil {
+				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			cfg, _ := layoutImage(t, out).ConfigFile()
+			if cfg.Config.Entrypoint[0] != tc.entrypoint {
+				t.Errorf("entrypoint %v, want %s first", cfg.Config.Entrypoint, tc.entrypoint)
+			}
+			c := runLayout(t, out, "v1")
+			if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, `"uid":65532`) {
+				t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+			}
+			for range 3 {
+				if status, _, _ := c.get("/spawn"); status != http.StatusOK {
+					t.Fatalf("GET /spawn = %d", status)
+				}
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if z := c.zombies(); (len(z) > 0) != tc.zombies {
+				t.Errorf("zombie processes in the container: %v (want some: %v)", z, tc.zombies)
+			}
+			if d := c.stop(); d.Seconds() > 2 {
+				t.Errorf("container took %s to stop on SIGTERM", d)
+			}
+		})
 	}
 }
