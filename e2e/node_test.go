@@ -87,7 +87,8 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},
-		{fixture: "node-ts-build", body: "hello from typescript", absent: []string{"app/node_modules/typescript"}},
+		{fixture: "node-ts-build", body: "hello from typescript", absent: []string{"app/node_modules/typescript", "app/src/server.ts"}},
+		{fixture: "node-nest", body: "hello from nest", absent: []string{"app/node_modules/@nestjs/cli", "app/node_modules/typescript", "app/src/main.ts"}},
 		{fixture: "node-vite-spa", body: `<div id="root">`, absent: []string{"app/node_modules", "app/src"}, deepLink: true},
 		{fixture: "node-next-standalone", body: "hello from next", absent: []string{"app/node_modules/typescript", "app/.next/cache"}},
 	} {

@@ -224,7 +224,12 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		if buildScript != "" {
 			evidence = append(evidence, "build script: "+buildScript)
 			p.Steps = append(p.Steps, devDeps, buildStep())
-			p.Layers = append(p.Layers, devLayer, plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}})
+			app := plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}}
+			if out := compiledFrom(src, st.argv); out != "" {
+				evidence = append(evidence, "the app starts from "+out+"/, compiled from TypeScript: the .ts sources are not shipped")
+				app.Exclude = append(app.Exclude, "**/*.ts", "**/*.tsx", "**/*.mts", "**/*.cts", "**/*.tsbuildinfo")
+			}
+			p.Layers = append(p.Layers, devLayer, app)
 		} else {
 			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
 		}
@@ -445,4 +450,24 @@ func nodeMajor(src fs.FS, pkg *packageJSON) (int, string) {
 		}
 	}
 	return DefaultMajor, fmt.Sprintf("no engines.node, .nvmrc or .node-version: Node.js %d (current LTS)", DefaultMajor)
+}
+
+// compiledFrom returns the output directory (dist, build, out, lib) the
+// start command runs a file from when the app is TypeScript compiled by
+// its build (a tsconfig.json), or "".
+func compiledFrom(src fs.FS, argv []string) string {
+	if !detect.Exists(src, "tsconfig.json") || len(argv) < 2 || argv[0] != "node" {
+		return ""
+	}
+	for _, a := range argv[1:] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		dir, _, ok := strings.Cut(path.Clean(a), "/")
+		if ok && (dir == "dist" || dir == "build" || dir == "out" || dir == "lib") {
+			return dir
+		}
+		return ""
+	}
+	return ""
 }

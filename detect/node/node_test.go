@@ -169,3 +169,23 @@ func TestInvalidPackageJSON(t *testing.T) {
 		t.Errorf("Plan() = %v", err)
 	}
 }
+
+func TestCompiledFrom(t *testing.T) {
+	ts := fstest.MapFS{"tsconfig.json": file(`{}`)}
+	for _, tc := range []struct {
+		src  fstest.MapFS
+		argv []string
+		want string
+	}{
+		{ts, []string{"node", "dist/main"}, "dist"},
+		{ts, []string{"node", "--enable-source-maps", "build/server.js"}, "build"},
+		{ts, []string{"node", "src/server.ts"}, ""}, // node runs the .ts itself: keep it
+		{ts, []string{"node", "server.js"}, ""},
+		{fstest.MapFS{}, []string{"node", "dist/main"}, ""}, // not TypeScript
+		{ts, []string{"node_modules/.bin/fastify", "start", "dist/app.js"}, ""},
+	} {
+		if got := compiledFrom(tc.src, tc.argv); got != tc.want {
+			t.Errorf("compiledFrom(%v) = %q, want %q", tc.argv, got, tc.want)
+		}
+	}
+}

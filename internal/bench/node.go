@@ -27,17 +27,21 @@ func nodeSuite(packer string, runs int) error {
 	type fx struct {
 		name, fixture, edit, variant string
 		lock                         []string // python3 -m ... run in the copy first
+		args                         []string // extra packer build arguments
 	}
 	fixtures := []fx{
-		{"express (npm)", "node-express", "server.js", "", nil},
-		{"fastify (pnpm)", "node-fastify-pnpm", "server.js", "", nil},
-		{"typescript build (npm)", "node-ts-build", "src/server.ts", "", nil},
-		{"vite react spa (npm)", "node-vite-spa", "src/main.jsx", "", nil},
-		{"next.js standalone", "node-next-standalone", "app/page.js", "", nil},
-		{"next.js next start", "node-next-standalone", "app/page.js", "no-standalone", nil},
-		{"flask (requirements.txt)", "py-flask", "app.py", "", nil},
-		{"fastapi (uv.lock)", "py-fastapi-uv", "main.py", "", []string{"uv", "lock"}},
-		{"django (Pipfile.lock)", "py-django-pipenv", "mysite/urls.py", "", []string{"pipenv", "lock"}},
+		{"express (npm)", "node-express", "server.js", "", nil, nil},
+		{"fastify (pnpm)", "node-fastify-pnpm", "server.js", "", nil, nil},
+		{"typescript build (npm)", "node-ts-build", "src/server.ts", "", nil, nil},
+		{"nestjs (npm)", "node-nest", "src/app.controller.ts", "", nil, nil},
+		{"hono (bun)", "node-hono-bun", "server.js", "", nil, nil},
+		{"npm workspace api", "node-npm-workspace", "packages/lib/index.js", "", nil, []string{"--target", "packages/api"}},
+		{"vite react spa (npm)", "node-vite-spa", "src/main.jsx", "", nil, nil},
+		{"next.js standalone", "node-next-standalone", "app/page.js", "", nil, nil},
+		{"next.js next start", "node-next-standalone", "app/page.js", "no-standalone", nil, nil},
+		{"flask (requirements.txt)", "py-flask", "app.py", "", nil, nil},
+		{"fastapi (uv.lock)", "py-fastapi-uv", "main.py", "", []string{"uv", "lock"}, nil},
+		{"django (Pipfile.lock)", "py-django-pipenv", "mysite/urls.py", "", []string{"pipenv", "lock"}, nil},
 	}
 	tmp := mustTemp()
 	defer os.RemoveAll(tmp)
@@ -72,7 +76,7 @@ func nodeSuite(packer string, runs int) error {
 			cache := filepath.Join(dir + "-cache")
 			out := filepath.Join(dir + "-out")
 			build := func() error {
-				cmd := exec.Command(packer, "build", "-q", dir, "--base", base, "--cache-dir", cache, "-o", "oci:"+out, "-t", "app:v1")
+				cmd := exec.Command(packer, append([]string{"build", "-q", dir, "--base", base, "--cache-dir", cache, "-o", "oci:" + out, "-t", "app:v1"}, f.args...)...)
 				cmd.Env = env
 				return runQuiet(cmd)
 			}
