@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +26,26 @@ import (
 
 // nodeEnv is the environment for builds that run npm, pnpm or yarn.
 // COREPACK_INTEGRITY_KEYS=0: the registry reachable here serves no
-// signatures for corepack to check.
+// signatures for corepack to check. COREPACK_NPM_REGISTRY (npm's own
+// registry setting): corepack then fetches yarn 2+ from the npm registry,
+// the only place this machine reaches, instead of yarn's own site.
 func nodeEnv(t *testing.T) []string {
-	return append(cacheEnv(t), "COREPACK_INTEGRITY_KEYS=0", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "NEXT_TELEMETRY_DISABLED=1")
+	env := append(cacheEnv(t), "COREPACK_INTEGRITY_KEYS=0", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "NEXT_TELEMETRY_DISABLED=1")
+	npmRegistryOnce.Do(func() {
+		if out, err := exec.Command("npm", "config", "get", "registry").Output(); err == nil {
+			npmRegistry = strings.TrimRight(strings.TrimSpace(string(out)), "/")
+		}
+	})
+	if npmRegistry != "" && os.Getenv("COREPACK_NPM_REGISTRY") == "" {
+		env = append(env, "COREPACK_NPM_REGISTRY="+npmRegistry)
+	}
+	return env
 }
+
+var (
+	npmRegistryOnce sync.Once
+	npmRegistry     string
+)
 
 func layoutImage(t *testing.T, dir string) v1.Image {
 	t.Helper()
@@ -274,30 +291,70 @@ func TestNodeBadInput(t *testing.T) {
 func TestNodeWorkspace(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	dir := testutil.CopyFixture(t, "node-npm-workspace")
-	r := packer(t, nodeEnv(t), "build", dir)
-	if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
-		t.Errorf("monorepo without --target: %v\n%s", r.err, r.stderr)
-	}
-	out := filepath.Join(t.TempDir(), "layout")
-	r = packer(t, nodeEnv(t), "build", dir, "--target", "packages/api", "--base", base, "-o", "oci:"+out, "-t", "api:v1")
-	if r.err != nil {
-		t.Fatalf("build: %v\n%s", r.err, r.stderr)
-	}
-	c := runLayout(t, out, "v1")
-	status, body, _ := c.get("/")
-	if status != http.StatusOK || !strings.Contains(body, "hello from the workspace lib, api") {
-		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
-	}
-	for _, p := range []string{"app/packages/web", "app/node_modules/left-pad"} {
-		if c.exists(p) {
-			t.Errorf("/%s is in the image; only packages/api and what it depends on belong there", p)
-		}
-	}
-	for _, p := range []string{"app/packages/lib/index.js", "app/node_modules/express/package.json"} {
-		if !c.exists(p) {
-			t.Errorf("/%s is missing", p)
-		}
+	for _, tc := range []struct {
+		fixture string
+		prepare []string
+		absent  []string // another workspace's package; yarn 1 cannot install per package
+	}{
+		{"node-npm-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
+		{"node-pnpm-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad", "app/node_modules/.pnpm/left-pad@1.3.0"}},
+		{"node-yarn-workspace", []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}, []string{"app/packages/web"}},
+		{"node-yarn4-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
+		{"node-bun-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			if strings.Contains(tc.fixture, "bun") {
+				testutil.NeedTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
+			}
+			dir := testutil.CopyFixture(t, tc.fixture)
+			if tc.prepare != nil {
+				cmd := exec.Command(tc.prepare[0], tc.prepare[1:]...)
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), nodeEnv(t)...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v: %v\n%s", tc.prepare, err, out)
+				}
+			}
+			r := packer(t, nodeEnv(t), "build", dir)
+			if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
+				t.Errorf("monorepo without --target: %v\n%s", r.err, r.stderr)
+			}
+			out := filepath.Join(t.TempDir(), "layout")
+			r = packer(t, nodeEnv(t), "build", dir, "--target", "packages/api", "--base", base, "-o", "oci:"+out, "-t", "api:v1")
+			if r.err != nil {
+				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			c := runLayout(t, out, "v1")
+			status, body, _ := c.get("/")
+			if status != http.StatusOK || !strings.Contains(body, "hello from the workspace lib, api") {
+				t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+			}
+			for _, p := range tc.absent {
+				if c.exists(p) {
+					t.Errorf("/%s is in the image; only packages/api and what it depends on belong there", p)
+				}
+			}
+			for _, p := range []string{"app/packages/lib/index.js", "app/packages/api/server.js"} {
+				if !c.exists(p) {
+					t.Errorf("/%s is missing", p)
+				}
+			}
+			if tc.fixture == "node-yarn4-workspace" {
+				// yarn's workspaces focus would resolve a dependency the
+				// lockfile lacks; packer refuses it.
+				pj := filepath.Join(dir, "packages", "api", "package.json")
+				b, _ := os.ReadFile(pj)
+				os.WriteFile(pj, bytes.Replace(b, []byte(`"express"`), []byte(`"ms": "2.1.3", "express"`), 1), 0o644)
+				out := filepath.Join(t.TempDir(), "stale")
+				r := packer(t, nodeEnv(t), "build", dir, "--target", "packages/api", "--base", base, "-o", "oci:"+out, "-t", "api:v1")
+				if r.err == nil || !strings.Contains(r.stderr, "yarn.lock does not match package.json") {
+					t.Errorf("lockfile out of sync: want a clear error, got %v\n%s", r.err, r.stderr)
+				}
+				if _, err := os.Stat(out); err == nil {
+					t.Errorf("a failed build left %s", out)
+				}
+			}
+		})
 	}
 }
 

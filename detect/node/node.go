@@ -142,7 +142,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	depKey := dependencyKey(pkg)
 	installProd := plan.Step{
 		Name: "deps", Run: pm.installProd(), Inputs: installInputs(src), Key: depKey,
-		Env: map[string]string{"NODE_ENV": "production"}, NativeCheck: true, Hint: pm.hint(),
+		Env: pm.installEnv(), NativeCheck: true, Hint: pm.hint(),
 		Toolchain: toolchain,
 	}
 	// The build needs every dependency (dev included): a step of its own,
@@ -284,6 +284,15 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		install = append(install, "--workspace", dir)
 	case "pnpm":
 		install = append(install, "--filter", "./"+dir+"...")
+	case "bun":
+		install = append(install, "--filter", "./"+dir)
+	case "yarn-berry":
+		if app.pkg.Name == "" {
+			return nil, fmt.Errorf("%s/package.json has no name; yarn installs one workspace by its name: add \"name\"", dir)
+		}
+		// workspaces focus NAME (not --all): that workspace and the ones
+		// it depends on.
+		install = pm.berryFocus(app.pkg.Name)
 	default:
 		evidence = append(evidence, pm.Name+" installs every workspace's production dependencies (no per-package install)")
 	}
@@ -302,7 +311,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	p.Env["HOST"] = "0.0.0.0"
 	p.Entrypoint = st.argv
 	p.Steps = []plan.Step{{
-		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: map[string]string{"NODE_ENV": "production"},
+		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: pm.installEnv(),
 		NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
 	}}
 	p.Layers = []plan.Layer{

@@ -161,11 +161,33 @@ func (p *packageManager) installProd() []string {
 	case "yarn":
 		return append(c, "install", "--production", "--non-interactive", frozen(p, "--frozen-lockfile"))
 	case "yarn-berry":
-		return append(c, "workspaces", "focus", "--all", "--production")
+		return p.berryFocus("--all")
 	case "bun":
 		return append(c, "install", "--production", frozen(p, "--frozen-lockfile"))
 	}
 	return nil
+}
+
+// installEnv is the environment of the production install.
+func (p *packageManager) installEnv() map[string]string {
+	return map[string]string{"NODE_ENV": "production"}
+}
+
+// berryFocus installs the production dependencies of the workspaces named
+// (--all, or one workspace's name and those it depends on) with yarn 2+.
+// workspaces focus resolves what the lockfile lacks without complaint (and
+// --immutable cannot be combined with a lockfile-only install), so a
+// lockfile-only install runs first and the lockfile must come out of it
+// unchanged; it fetches nothing when the lockfile is complete and links
+// nothing.
+func (p *packageManager) berryFocus(workspace string) []string {
+	c := strings.Join(p.cli(), " ")
+	check := ""
+	if p.Lockfile != "" {
+		check = `lock=$(mktemp) && cp yarn.lock "$lock" && ` + c + ` install --mode=update-lockfile && ` +
+			`if ! cmp -s yarn.lock "$lock"; then echo "yarn.lock does not match package.json (yarn would change it)" >&2; exit 1; fi && `
+	}
+	return []string{"sh", "-c", check + c + " workspaces focus " + workspace + " --production"}
 }
 
 // installAll installs every dependency (dev included), for build scripts.
