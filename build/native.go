@@ -48,7 +48,7 @@ func checkNative(files []layers.File, pl v1.Platform) error {
 		m := ef.Machine
 		r.Close()
 		if m != want {
-			return fmt.Errorf("%s is native code for %s, but the image is for %s: package %s was compiled on this machine; build on a %s machine, or use a version of the package with prebuilt binaries for %s", f.Rel, machineName(m), pl.String(), packageOf(f.Rel), pl.Architecture, pl.String())
+			return fmt.Errorf("%s is native code for %s, but the image is for %s: package %s was compiled on this machine; build on a %s machine, or use a version of the package with prebuilt binaries for it", f.Rel, machineName(m), pl.String(), packageOf(f.Rel), pl.String())
 		}
 	}
 	return nil

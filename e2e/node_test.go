@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -468,5 +469,47 @@ func TestNodeInitWithoutTini(t *testing.T) {
 				t.Errorf("container took %s to stop on SIGTERM", d)
 			}
 		})
+	}
+}
+
+// TestNodeNativeAddon: a dependency whose install script compiles a
+// Node-API addon (node-gyp, on this machine) works in an image for this
+// machine's architecture; for another architecture the build stops,
+// naming the package, and writes nothing.
+func TestNodeNativeAddon(t *testing.T) {
+	testutil.NeedTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "make", "apt-get install build-essential (node-gyp compiles the addon)")
+	testutil.NeedTool(t, "g++", "apt-get install build-essential (node-gyp compiles the addon)")
+	base := testutil.DebianBase(t)
+	dir := testutil.CopyFixture(t, "node-native-addon")
+	for _, args := range [][]string{{"pack", "./addon"}, {"install", "--package-lock-only", "--no-audit", "--no-fund"}} {
+		cmd := exec.Command("npm", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm %v: %v\n%s", args, err, out)
+		}
+	}
+	env := nodeEnv(t)
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from a native addon") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+
+	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
+	if other == "" {
+		t.Skipf("SKIP: no other architecture to cross-build for from %s", runtime.GOARCH)
+	}
+	out2 := filepath.Join(t.TempDir(), "cross")
+	r = packer(t, env, "build", dir, "--base", "scratch", "--platform", "linux/"+other, "-o", "oci:"+out2, "-t", "app:v1")
+	if r.err == nil || !strings.Contains(r.stderr, "package hello-addon was compiled on this machine") || !strings.Contains(r.stderr, "native code for "+runtime.GOARCH) {
+		t.Errorf("cross-architecture native addon: want an error naming hello-addon, got %v\n%s", r.err, r.stderr)
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Errorf("a failed build left %s", out2)
 	}
 }

@@ -2,12 +2,13 @@
 # Installs the external tools packer's end-to-end tests use, when missing:
 # a registry server process, skopeo, umoci and runc (Debian packages), and
 # mmdebstrap, which builds the Debian 13 runtime base (Node.js, Python) the
-# Node and Python end-to-end tests run their images on.
+# Node and Python end-to-end tests run their images on; make and g++ for
+# node-gyp, which compiles the native-addon fixture.
 # Without root (and without sudo) it says what is missing and exits 0, so the
 # tests that need those tools skip with a message; under CI=true they fail.
 set -euo pipefail
 
-declare -A pkg=([docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc [git]=git [mmdebstrap]=mmdebstrap [htpasswd]=apache2-utils)
+declare -A pkg=([docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc [git]=git [mmdebstrap]=mmdebstrap [htpasswd]=apache2-utils [make]=make [g++]=g++)
 missing=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
