@@ -58,6 +58,12 @@ func TestCredentialHelper(t *testing.T) {
 		t.Fatalf("stdout = %q", out2)
 	}
 
+	// Reading back goes through the same credentials: packer sbom prints
+	// the attached SBOM of the private image.
+	if sb := mustPacker(t, env, "sbom", ref); !strings.Contains(sb, `"spdxVersion": "SPDX-2.3"`) && !strings.Contains(sb, `"spdxVersion":"SPDX-2.3"`) {
+		t.Errorf("packer sbom of the private image:\n%.300s", sb)
+	}
+
 	helper("wrong-secret")
 	r := packer(t, env, "build", src, "--push", "-t", host+"/team/denied:v1")
 	if r.err == nil {

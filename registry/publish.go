@@ -48,7 +48,7 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 	if err != nil {
 		return nil, err
 	}
-	opts := c.remoteOptions(ctx)
+	opts := c.RemoteOptions(ctx)
 	// Signatures are made first: signing can fail (a transparency log or
 	// certificate authority out of reach), and then nothing is pushed.
 	var repos []name.Repository

@@ -104,7 +104,10 @@ func (c *Client) isInsecure(host string) bool {
 	return false
 }
 
-func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
+// RemoteOptions are the go-containerregistry options for reaching
+// registries as this client does: credentials from its keychain (packer's
+// environment credentials, then the docker config and credential helpers).
+func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain())}
 	if c.Transport != nil {
 		opts = append(opts, remote.WithTransport(c.Transport))
@@ -134,7 +137,7 @@ func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Ima
 	if err != nil {
 		return nil, nil, fmt.Errorf("invalid base image %q: %w", ref, err)
 	}
-	desc, err := remote.Get(r, append(c.remoteOptions(ctx), remote.WithPlatform(p))...)
+	desc, err := remote.Get(r, append(c.RemoteOptions(ctx), remote.WithPlatform(p))...)
 	if err != nil {
 		return nil, nil, explain(fmt.Sprintf("pulling base image %s", ref), r.Context().RegistryStr(), err)
 	}

@@ -127,7 +127,7 @@ func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform s
 	if err != nil {
 		return v1.Hash{}, nil, nil, fmt.Errorf("invalid image %q: %w", ref, err)
 	}
-	opts := []remote.Option{remote.WithContext(c.Context())}
+	opts := client.RemoteOptions(c.Context())
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
 		return v1.Hash{}, nil, nil, fmt.Errorf("fetching %s: %w", ref, err)

@@ -31,7 +31,7 @@ func newVerify(ro *rootOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("invalid image %q: %w", args[0], err)
 			}
-			opts := []remote.Option{remote.WithContext(c.Context())}
+			opts := client.RemoteOptions(c.Context())
 			desc, err := remote.Head(r, opts...)
 			if err != nil {
 				return fmt.Errorf("fetching %s: %w", args[0], err)
