@@ -75,6 +75,9 @@ func (s *Signer) annotations(into map[string]string) {
 // (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, with the audience "sigstore").
 // It returns the token and where it came from.
 func IdentityToken(ctx context.Context, explicit string, getenv func(string) string) (string, string, error) {
+	if _, err := TokenSource(explicit, getenv); err != nil {
+		return "", "", err
+	}
 	if explicit != "" {
 		if b, err := os.ReadFile(explicit); err == nil {
 			return strings.TrimSpace(string(b)), "--identity-token file", nil
@@ -85,9 +88,6 @@ func IdentityToken(ctx context.Context, explicit string, getenv func(string) str
 		return t, "SIGSTORE_ID_TOKEN", nil
 	}
 	reqURL, reqTok := getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-	if reqURL == "" || reqTok == "" {
-		return "", "", errors.New("--sign-keyless needs an OIDC identity token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere pass --identity-token or set SIGSTORE_ID_TOKEN")
-	}
 	u, err := url.Parse(reqURL)
 	if err != nil {
 		return "", "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: %w", err)
@@ -111,6 +111,21 @@ func IdentityToken(ctx context.Context, explicit string, getenv func(string) str
 		return "", "", errors.New("the GitHub Actions OIDC token endpoint returned no token")
 	}
 	return out.Value, "GitHub Actions", nil
+}
+
+// TokenSource says where IdentityToken will find a token, or why there is
+// none, without fetching it: a build checks this before it starts and
+// fetches the token (short-lived in GitHub Actions) once it is done.
+func TokenSource(explicit string, getenv func(string) string) (string, error) {
+	switch {
+	case explicit != "":
+		return "--identity-token", nil
+	case getenv("SIGSTORE_ID_TOKEN") != "":
+		return "SIGSTORE_ID_TOKEN", nil
+	case getenv("ACTIONS_ID_TOKEN_REQUEST_URL") != "" && getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN") != "":
+		return "GitHub Actions", nil
+	}
+	return "", errors.New("--sign-keyless needs an OIDC identity token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere pass --identity-token or set SIGSTORE_ID_TOKEN")
 }
 
 // tokenSubject is the identity Fulcio certifies for token: its email claim

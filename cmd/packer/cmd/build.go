@@ -122,7 +122,6 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	var signer registry.Signer
 	var signKey *sign.Signer
-	var idToken string
 	if o.signKey != "" || o.keyless {
 		flag := "--sign-key"
 		if o.keyless {
@@ -150,14 +149,12 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		}
 	}
 	if o.keyless {
-		// The token is found now, so a build that cannot sign fails before
-		// it starts; the certificate (valid ten minutes) is fetched after.
-		tok, from, err := sign.IdentityToken(c.Context(), o.idToken, os.Getenv)
-		if err != nil {
+		// Where the token comes from is checked now, so a build that cannot
+		// sign fails before it starts; the token (GitHub's lives minutes)
+		// and the certificate (ten minutes) are fetched after the build.
+		if _, err := sign.TokenSource(o.idToken, os.Getenv); err != nil {
 			return err
 		}
-		idToken = tok
-		fmt.Fprintf(log, "packer: keyless signing with the OIDC token from %s\n", from)
 	}
 	var secrets buildargs.Secrets
 	for _, s := range o.secrets {
@@ -259,6 +256,11 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		return err
 	}
 	if o.keyless {
+		idToken, from, err := sign.IdentityToken(c.Context(), o.idToken, os.Getenv)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "packer: keyless signing with the OIDC token from %s\n", from)
 		var tlog *sign.Rekor
 		if o.tlog {
 			tlog = &sign.Rekor{URL: o.rekorURL}
