@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/plan"
 )
 
@@ -187,5 +189,23 @@ func TestCompiledFrom(t *testing.T) {
 		if got := compiledFrom(tc.src, tc.argv); got != tc.want {
 			t.Errorf("compiledFrom(%v) = %q, want %q", tc.argv, got, tc.want)
 		}
+	}
+}
+
+// The toolchain probe reads npm's version from its package.json; it must
+// print exactly what npm --version does (both go into cache keys).
+func TestToolchainPrintsNpmVersion(t *testing.T) {
+	testutil.NeedTool(t, "npm", "install Node.js")
+	out, err := exec.Command(toolchain[0], toolchain[1:]...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command("npm", "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "v") || lines[1] != strings.TrimSpace(string(want)) {
+		t.Errorf("toolchain printed %q; want node's version, then npm's (%s)", out, strings.TrimSpace(string(want)))
 	}
 }
