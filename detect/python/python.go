@@ -176,7 +176,7 @@ func installStep(version, reqFile, reqText string) plan.Step {
 		Run:         []string{"sh", "-c", script},
 		Files:       files,
 		Inputs:      append(inputs, "pip.conf"),
-		Toolchain:   []string{"python3", "-m", "pip", "--version"},
+		Toolchain:   pipToolchain,
 		NativeCheck: true,
 		Output:      ".",
 		Errors: []plan.ErrorHint{
@@ -344,3 +344,9 @@ func pythonVersion(src fs.FS, requires string) (string, string) {
 	}
 	return DefaultVersion, "no .python-version, runtime.txt or requires-python: Python " + DefaultVersion
 }
+
+// pipToolchain prints the interpreter and pip versions for the install
+// step's cache key (and fails without pip, as the step would). It reads
+// pip's version from its metadata: importing pip, as `pip --version` does,
+// costs ~0.1 s on every build.
+var pipToolchain = []string{"python3", "-c", "import sys, importlib.metadata as m; print('pip', m.version('pip'), sys.executable, sys.version)"}
