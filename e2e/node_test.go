@@ -295,11 +295,11 @@ func TestNodeWorkspace(t *testing.T) {
 	for _, tc := range []struct {
 		fixture string
 		prepare []string
-		absent  []string // another workspace's package; yarn 1 cannot install per package
+		absent  []string // another workspace's package and its dependency
 	}{
 		{"node-npm-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
 		{"node-pnpm-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad", "app/node_modules/.pnpm/left-pad@1.3.0"}},
-		{"node-yarn-workspace", []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}, []string{"app/packages/web"}},
+		{"node-yarn-workspace", []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}, []string{"app/packages/web", "app/node_modules/left-pad"}},
 		{"node-yarn4-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
 		{"node-bun-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
 	} {
@@ -340,12 +340,14 @@ func TestNodeWorkspace(t *testing.T) {
 					t.Errorf("/%s is missing", p)
 				}
 			}
-			if tc.fixture == "node-yarn4-workspace" {
-				// yarn's workspaces focus would resolve a dependency the
-				// lockfile lacks; packer refuses it.
+			if strings.Contains(tc.fixture, "yarn") {
+				// yarn 4's workspaces focus and yarn 1's workspace install
+				// (whose --frozen-lockfile is not enforced in workspaces)
+				// would resolve a dependency the lockfile lacks; packer
+				// refuses it.
 				pj := filepath.Join(dir, "packages", "api", "package.json")
 				b, _ := os.ReadFile(pj)
-				os.WriteFile(pj, bytes.Replace(b, []byte(`"express"`), []byte(`"ms": "2.1.3", "express"`), 1), 0o644)
+				os.WriteFile(pj, bytes.Replace(b, []byte(`"express"`), []byte(`"is-number": "7.0.0", "express"`), 1), 0o644)
 				out := filepath.Join(t.TempDir(), "stale")
 				r := packer(t, nodeEnv(t), "build", dir, "--target", "packages/api", "--base", base, "-o", "oci:"+out, "-t", "api:v1")
 				if r.err == nil || !strings.Contains(r.stderr, "yarn.lock does not match package.json") {

@@ -70,3 +70,43 @@ const server = http.createServer((req, res) => {
 server.listen(port, host, () => console.log('serving ' + root + ' on ' + host + ':' + port));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => { server.close(); process.exit(0); });
 `
+
+// yarn1FocusJS installs one yarn 1 workspace and the workspaces it uses.
+// yarn 1 has no per-workspace install, and in workspaces its
+// --frozen-lockfile lets yarn resolve what the lockfile lacks (yarnpkg/yarn
+// #5840, never fixed in yarn 1). So "before" narrows the root package.json's
+// workspaces and keeps yarn.lock; yarn then installs without
+// --frozen-lockfile; "after" fails unless every entry yarn wrote was already
+// in the lockfile, byte for byte (yarn drops the other workspaces' entries,
+// which is expected).
+const yarn1FocusJS = `'use strict';
+// Written by packer: narrow a yarn 1 workspace install; check the lockfile.
+const fs = require('fs');
+const [mode, ...dirs] = process.argv.slice(2);
+const saved = '.packer/yarn.lock.orig';
+if (mode === 'before') {
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
+  if (Array.isArray(pkg.workspaces)) pkg.workspaces = dirs;
+  else pkg.workspaces = Object.assign({}, pkg.workspaces, { packages: dirs });
+  fs.writeFileSync('package.json', JSON.stringify(pkg, null, 2) + '\n');
+  fs.copyFileSync('yarn.lock', saved);
+} else {
+  const entries = (text) => {
+    const m = new Map();
+    for (const block of text.split(/\n\s*\n/)) {
+      const lines = block.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+      if (!lines.length) continue;
+      const body = lines.slice(1).join('\n');
+      for (const p of lines[0].replace(/:$/, '').split(', ')) m.set(p.replace(/^"|"$/g, ''), body);
+    }
+    return m;
+  };
+  const before = entries(fs.readFileSync(saved, 'utf8'));
+  const after = entries(fs.readFileSync('yarn.lock', 'utf8'));
+  const changed = [...after].filter(([p, body]) => before.get(p) !== body).map(([p]) => p);
+  if (changed.length) {
+    console.error('yarn.lock does not match package.json (yarn had to resolve ' + changed.join(', ') + '); run yarn install and commit yarn.lock');
+    process.exit(1);
+  }
+}
+`

@@ -279,6 +279,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	evidence = append(evidence, "start command from "+st.source)
 
 	install := pm.installProd()
+	var files map[string]string
 	switch pm.Name {
 	case "npm":
 		install = append(install, "--workspace", dir)
@@ -293,8 +294,14 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		// workspaces focus NAME (not --all): that workspace and the ones
 		// it depends on.
 		install = pm.berryFocus(app.pkg.Name)
-	default:
-		evidence = append(evidence, pm.Name+" installs every workspace's production dependencies (no per-package install)")
+	case "yarn":
+		if pm.Lockfile != "" {
+			dirs := strings.Join(append(append([]string{}, local...), dir), " ")
+			install = []string{"sh", "-c", "node .packer/yarn1-focus.js before " + dirs +
+				" && corepack yarn install --production --non-interactive && node .packer/yarn1-focus.js after"}
+			files = map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
+			evidence = append(evidence, "yarn 1 installs the workspaces "+dirs+" only; yarn.lock is checked after the install (yarn 1's --frozen-lockfile is not enforced in workspaces)")
+		}
 	}
 	inputs := installInputs(src)
 	key := dependencyKey(root)
@@ -311,7 +318,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	p.Env["HOST"] = "0.0.0.0"
 	p.Entrypoint = st.argv
 	p.Steps = []plan.Step{{
-		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: pm.installEnv(),
+		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: pm.installEnv(), Files: files,
 		NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
 	}}
 	p.Layers = []plan.Layer{
