@@ -515,3 +515,44 @@ func TestNodeNativeAddon(t *testing.T) {
 		t.Errorf("a failed build left %s", out2)
 	}
 }
+
+// TestNodeNextWorkspace: a Next.js app of an npm monorepo, using a
+// workspace package, ships from its standalone output (traced from the
+// workspace root) and answers 200 under runc; its sources do not ship.
+func TestNodeNextWorkspace(t *testing.T) {
+	testutil.NeedTool(t, "npm", "install Node.js")
+	if testing.Short() {
+		t.Skip("SKIP: -short skips the Next.js build (about a minute)")
+	}
+	base := testutil.DebianBase(t)
+	dir := testutil.CopyFixture(t, "node-next-workspace")
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, nodeEnv(t), "build", dir, "--target", "apps/web", "--base", base, "-o", "oci:"+out, "-t", "web:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	status, body, _ := c.get("/")
+	if status != http.StatusOK || !strings.Contains(body, "hello from the workspace ui, next") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	if uid := c.uid(); uid != "65532" {
+		t.Errorf("process uid %s, want 65532", uid)
+	}
+	if status, _, _ := c.get("/robots.txt"); status != http.StatusOK {
+		t.Errorf("GET /robots.txt (public/) = %d", status)
+	}
+	for _, p := range []string{"app/apps/web/server.js", "app/apps/web/.next/static", "app/apps/web/public/robots.txt"} {
+		if !c.exists(p) {
+			t.Errorf("/%s is missing", p)
+		}
+	}
+	for _, p := range []string{"app/apps/web/app/page.js", "app/apps/web/.next/cache", "app/node_modules/typescript"} {
+		if c.exists(p) {
+			t.Errorf("/%s is in the image", p)
+		}
+	}
+	if d := c.stop(); d.Seconds() > 2 {
+		t.Errorf("container took %s to stop on SIGTERM", d)
+	}
+}

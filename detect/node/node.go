@@ -254,9 +254,6 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	if !ok {
 		return nil, fmt.Errorf("--target %s is not a package of this workspace; choose one of %s", target, workspaceList(all))
 	}
-	if _, next := app.pkg.Dependencies["next"]; next {
-		return nil, fmt.Errorf("--target %s is a Next.js app; packer builds Next.js apps of a monorepo from their own directory for now (packer build %s)", target, dir)
-	}
 	local := closure(app, all)
 	evidence = append(evidence, fmt.Sprintf("workspace monorepo: building %s (%s)", dir, app.pkg.Name))
 	if len(local) > 0 {
@@ -266,6 +263,54 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	if err != nil {
 		return nil, err
 	}
+
+	// Every workspace's package.json decides what the root lockfile
+	// installs: all of them are inputs and part of the key.
+	inputs := installInputs(src)
+	key := dependencyKey(root)
+	var wsDirs []string
+	for d := range all {
+		wsDirs = append(wsDirs, d)
+	}
+	sort.Strings(wsDirs)
+	modules := []string{"node_modules"}
+	for _, d := range wsDirs {
+		inputs = append(inputs, path.Join(d, "package.json"))
+		key += " " + d + ":" + strings.TrimPrefix(dependencyKey(all[d].pkg), "package.json dependencies ")
+		modules = append(modules, d+"/node_modules")
+	}
+	// A build runs with every workspace's dependencies, dev included,
+	// installed by a cached cache-only step (as for a single app).
+	devDeps := plan.Step{
+		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: inputs, Key: key,
+		Hint: pm.hint(), Toolchain: toolchain,
+	}
+	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: modules, Dest: AppDir, CacheOnly: true}
+	buildStep := plan.Step{Name: "build", Run: []string{"sh", "-c", workspaceBuild(pm, local, dir)}, Needs: []string{"devdeps"},
+		Toolchain: toolchain, Hint: "the build script failed; run it locally to see why"}
+
+	if _, next := app.pkg.Dependencies["next"]; next {
+		if !standalone(sub) {
+			return nil, fmt.Errorf("--target %s is a Next.js app without output: 'standalone'; add output: 'standalone' to %s/next.config (packer ships a monorepo's Next.js app from its standalone output)", target, dir)
+		}
+		evidence = append(evidence, "Next.js with output: 'standalone': shipping "+dir+"/.next/standalone (traced from the workspace root), its .next/static and public only")
+		p := newPlan(major, AppDir+"/"+dir)
+		buildStep.NativeCheck = true
+		p.Steps = []plan.Step{devDeps, buildStep}
+		p.Layers = []plan.Layer{
+			signalsLayer(), devLayer,
+			{Name: "app", From: "build", Root: dir + "/.next/standalone", Dest: AppDir},
+			{Name: "static", From: "build", Root: dir + "/.next/static", Dest: AppDir + "/" + dir + "/.next/static"},
+		}
+		if detect.IsDir(sub, "public") {
+			p.Layers = append(p.Layers, plan.Layer{Name: "public", From: plan.FromSource, Include: []string{dir + "/public"}, Dest: AppDir})
+		}
+		p.Entrypoint = []string{"node", "server.js"}
+		p.Env["HOSTNAME"] = "0.0.0.0"
+		p.Evidence = evidence
+		return p, nil
+	}
+
 	st, ok, err := startCommand(sub, app.pkg)
 	if err != nil {
 		return nil, err
@@ -303,17 +348,6 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 			evidence = append(evidence, "yarn 1 installs the workspaces "+dirs+" only; yarn.lock is checked after the install (yarn 1's --frozen-lockfile is not enforced in workspaces)")
 		}
 	}
-	inputs := installInputs(src)
-	key := dependencyKey(root)
-	var wsDirs []string
-	for d := range all {
-		wsDirs = append(wsDirs, d)
-	}
-	sort.Strings(wsDirs)
-	for _, d := range wsDirs {
-		inputs = append(inputs, path.Join(d, "package.json"))
-		key += " " + d + ":" + strings.TrimPrefix(dependencyKey(all[d].pkg), "package.json dependencies ")
-	}
 	p := newPlan(major, AppDir+"/"+dir)
 	p.Env["HOST"] = "0.0.0.0"
 	p.Entrypoint = st.argv
@@ -330,28 +364,30 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	}
 	ship := append(append([]string{"package.json"}, local...), dir)
 	if app.pkg.Scripts["build"] != "" {
-		run := pm.installAll() + " && "
-		switch pm.Name {
-		case "npm":
-			ws := ""
-			for _, d := range append(append([]string{}, local...), dir) {
-				ws += " -w " + d
-			}
-			run += "npm run build --if-present" + ws
-		case "pnpm":
-			run += "corepack pnpm --filter ./" + dir + "... run build"
-		default:
-			run += "cd " + dir + " && " + pm.run("build")
-		}
 		evidence = append(evidence, "build script in "+dir+": "+app.pkg.Scripts["build"])
-		p.Steps = append(p.Steps, plan.Step{Name: "build", Run: []string{"sh", "-c", run}, Toolchain: toolchain,
-			Hint: "the build script failed; run it locally to see why"})
-		p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Include: ship, Exclude: []string{"node_modules", "**/node_modules"}, Dest: AppDir})
+		p.Steps = append(p.Steps, devDeps, buildStep)
+		p.Layers = append(p.Layers, devLayer, plan.Layer{Name: "app", From: "build", Include: ship, Exclude: []string{"node_modules", "**/node_modules"}, Dest: AppDir})
 	} else {
 		p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Include: ship, Dest: AppDir})
 	}
 	p.Evidence = evidence
 	return p, nil
+}
+
+// workspaceBuild runs the build script of the workspace package in dir
+// and of the workspace packages it uses (local) that have one.
+func workspaceBuild(pm *packageManager, local []string, dir string) string {
+	switch pm.Name {
+	case "npm":
+		ws := ""
+		for _, d := range append(append([]string{}, local...), dir) {
+			ws += " -w " + d
+		}
+		return "npm run build --if-present" + ws
+	case "pnpm":
+		return "corepack pnpm --filter ./" + dir + "... run build"
+	}
+	return "cd " + dir + " && " + pm.run("build")
 }
 
 // newPlan is what every Node.js image shares: the base for the major,
