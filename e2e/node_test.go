@@ -516,43 +516,72 @@ func TestNodeNativeAddon(t *testing.T) {
 	}
 }
 
-// TestNodeNextWorkspace: a Next.js app of an npm monorepo, using a
-// workspace package, ships from its standalone output (traced from the
-// workspace root) and answers 200 under runc; its sources do not ship.
-func TestNodeNextWorkspace(t *testing.T) {
+// TestNodeWorkspaceFrontends: a Next.js app (npm) and a Vite SPA (pnpm) of
+// a monorepo, each using a workspace package, build with --target and
+// answer 200 under runc: Next.js from its standalone output (traced from the
+// workspace root), the SPA as static files with no node_modules; their
+// sources do not ship.
+func TestNodeWorkspaceFrontends(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
-	if testing.Short() {
-		t.Skip("SKIP: -short skips the Next.js build (about a minute)")
-	}
 	base := testutil.DebianBase(t)
-	dir := testutil.CopyFixture(t, "node-next-workspace")
-	out := filepath.Join(t.TempDir(), "layout")
-	r := packer(t, nodeEnv(t), "build", dir, "--target", "apps/web", "--base", base, "-o", "oci:"+out, "-t", "web:v1")
-	if r.err != nil {
-		t.Fatalf("build: %v\n%s", r.err, r.stderr)
-	}
-	c := runLayout(t, out, "v1")
-	status, body, _ := c.get("/")
-	if status != http.StatusOK || !strings.Contains(body, "hello from the workspace ui, next") {
-		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
-	}
-	if uid := c.uid(); uid != "65532" {
-		t.Errorf("process uid %s, want 65532", uid)
-	}
-	if status, _, _ := c.get("/robots.txt"); status != http.StatusOK {
-		t.Errorf("GET /robots.txt (public/) = %d", status)
-	}
-	for _, p := range []string{"app/apps/web/server.js", "app/apps/web/.next/static", "app/apps/web/public/robots.txt"} {
-		if !c.exists(p) {
-			t.Errorf("/%s is missing", p)
-		}
-	}
-	for _, p := range []string{"app/apps/web/app/page.js", "app/apps/web/.next/cache", "app/node_modules/typescript"} {
-		if c.exists(p) {
-			t.Errorf("/%s is in the image", p)
-		}
-	}
-	if d := c.stop(); d.Seconds() > 2 {
-		t.Errorf("container took %s to stop on SIGTERM", d)
+	for _, tc := range []struct {
+		fixture, body   string
+		present, absent []string
+	}{
+		{"node-next-workspace", "hello from the workspace ui, next",
+			[]string{"app/apps/web/server.js", "app/apps/web/.next/static", "app/apps/web/public/robots.txt"},
+			[]string{"app/apps/web/app/page.js", "app/apps/web/.next/cache", "app/node_modules/typescript"}},
+		{"node-vite-workspace", `<div id="root">`,
+			[]string{"app/public/index.html", "app/server.js"},
+			[]string{"app/node_modules", "app/apps", "app/packages"}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			if testing.Short() && strings.Contains(tc.fixture, "next") {
+				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
+			}
+			dir := testutil.CopyFixture(t, tc.fixture)
+			out := filepath.Join(t.TempDir(), "layout")
+			r := packer(t, nodeEnv(t), "build", dir, "--target", "apps/web", "--base", base, "-o", "oci:"+out, "-t", "web:v1")
+			if r.err != nil {
+				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			c := runLayout(t, out, "v1")
+			status, body, _ := c.get("/")
+			if status != http.StatusOK || !strings.Contains(body, tc.body) {
+				t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+			}
+			if uid := c.uid(); uid != "65532" {
+				t.Errorf("process uid %s, want 65532", uid)
+			}
+			if strings.Contains(tc.fixture, "vite") {
+				// The workspace package is bundled into the SPA's assets.
+				if status, deep, _ := c.get("/some/route"); status != http.StatusOK || deep != body {
+					t.Errorf("GET /some/route = %d, want index.html", status)
+				}
+				files := layerFiles(t, layoutImage(t, out))
+				bundled := false
+				for name, content := range files {
+					if strings.HasPrefix(name, "app/public/assets/") && strings.Contains(content, "hello from the workspace ui") {
+						bundled = true
+					}
+				}
+				if !bundled {
+					t.Errorf("no asset under /app/public/assets holds the workspace package's code")
+				}
+			}
+			for _, p := range tc.present {
+				if !c.exists(p) {
+					t.Errorf("/%s is missing", p)
+				}
+			}
+			for _, p := range tc.absent {
+				if c.exists(p) {
+					t.Errorf("/%s is in the image", p)
+				}
+			}
+			if d := c.stop(); d.Seconds() > 2 {
+				t.Errorf("container took %s to stop on SIGTERM", d)
+			}
+		})
 	}
 }

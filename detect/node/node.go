@@ -115,11 +115,6 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	}
 
 	deps := func(name string) bool { _, ok := pkg.Dependencies[name]; return ok }
-	anyDep := func(name string) bool {
-		_, d := pkg.Dependencies[name]
-		_, dd := pkg.DevDependencies[name]
-		return d || dd
-	}
 	hasServer := false
 	for _, f := range serverFrameworks {
 		if deps(f) {
@@ -134,7 +129,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		if standalone(src) {
 			kind = kindStandalone
 		}
-	case buildScript != "" && !hasServer && (anyDep("vite") || anyDep("react-scripts") || anyDep("@vue/cli-service") || anyDep("@angular/core") || anyDep("parcel")) && (pkg.Scripts["start"] == "" || isDev(pkg.Scripts["start"])):
+	case !hasServer && isSPA(pkg):
 		kind = kindSPA
 	}
 
@@ -311,6 +306,28 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		return p, nil
 	}
 
+	server := false
+	for _, f := range serverFrameworks {
+		if _, ok := app.pkg.Dependencies[f]; ok {
+			server = true
+		}
+	}
+	if !server && isSPA(app.pkg) {
+		out := spaOutput(app.pkg)
+		evidence = append(evidence, fmt.Sprintf("single-page app (build script, %s, no server framework): shipping %s/%s/ with a static file server, no node_modules", spaTool(app.pkg), dir, out))
+		p := newPlan(major, AppDir)
+		p.Steps = []plan.Step{devDeps, buildStep}
+		p.Layers = []plan.Layer{
+			signalsLayer(), devLayer,
+			{Name: "server", From: plan.FromInline, Dest: AppDir, Files: map[string]string{"server.js": serverJS}},
+			{Name: "static", From: "build", Root: dir + "/" + out, Dest: AppDir + "/public"},
+		}
+		p.Entrypoint = []string{"node", AppDir + "/server.js"}
+		p.Env["HOST"] = "0.0.0.0"
+		p.Evidence = evidence
+		return p, nil
+	}
+
 	st, ok, err := startCommand(sub, app.pkg)
 	if err != nil {
 		return nil, err
@@ -372,6 +389,20 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	}
 	p.Evidence = evidence
 	return p, nil
+}
+
+// isSPA: a build script, a single-page-app tool, and no production start
+// command (a dev server does not count). Server frameworks are checked by
+// the caller.
+func isSPA(pkg *packageJSON) bool {
+	anyDep := func(name string) bool {
+		_, d := pkg.Dependencies[name]
+		_, dd := pkg.DevDependencies[name]
+		return d || dd
+	}
+	return pkg.Scripts["build"] != "" &&
+		(anyDep("vite") || anyDep("react-scripts") || anyDep("@vue/cli-service") || anyDep("@angular/core") || anyDep("parcel")) &&
+		(pkg.Scripts["start"] == "" || isDev(pkg.Scripts["start"]))
 }
 
 // workspaceBuild runs the build script of the workspace package in dir
