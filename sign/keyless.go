@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -261,8 +262,9 @@ func (s *Signer) Identity() (identity, issuer string) {
 	for _, e := range c.Extensions {
 		switch e.Id.String() {
 		case "1.3.6.1.4.1.57264.1.8":
-			if len(e.Value) > 2 {
-				issuer = string(e.Value[2:])
+			var v string
+			if _, err := asn1.UnmarshalWithParams(e.Value, &v, "utf8"); err == nil {
+				issuer = v
 			}
 		case "1.3.6.1.4.1.57264.1.1":
 			if issuer == "" {

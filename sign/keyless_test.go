@@ -2,13 +2,23 @@ package sign
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func jwt(claims string) string {
@@ -86,6 +96,35 @@ func TestTokenSubject(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("tokenSubject(%q) = %q, %v; want %q", tc.token, got, err, tc.want)
+		}
+	}
+}
+
+// Identity reads what cosign matches: the SAN (email or URI) and Fulcio's
+// issuer extension (the DER string of OID …57264.1.8, else the raw …1.1).
+func TestSignerIdentity(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issuer := "https://token.actions.githubusercontent.com/" + strings.Repeat("x", 150) // long: a multi-byte DER length
+	der8, _ := asn1.MarshalWithParams(issuer, "utf8")
+	u, _ := url.Parse("https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main")
+	for _, tc := range []struct {
+		name string
+		ext  []pkix.Extension
+		want string
+	}{
+		{"1.8", []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: der8}}, issuer},
+		{"1.1 only", []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, Value: []byte("https://old.example")}}, "https://old.example"},
+	} {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), URIs: []*url.URL{u}, ExtraExtensions: tc.ext,
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Signer{Key: key, Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+		id, iss := s.Identity()
+		if id != u.String() || iss != tc.want {
+			t.Errorf("%s: Identity() = %q, %q; want %q, %q", tc.name, id, iss, u, tc.want)
 		}
 	}
 }
