@@ -349,6 +349,13 @@ func TestKeylessSigningBoundaries(t *testing.T) {
 	}
 	if _, err := exec.LookPath("fulcio"); err == nil || os.Getenv("CI") != "" {
 		fulcio, _ := startFulcio(t, o)
+		// A token for another audience: the real Fulcio refuses it, and
+		// packer says so with Fulcio's reason.
+		wrong := append(cacheEnv(t), "SIGSTORE_ID_TOKEN="+o.mint(t, "not-sigstore"))
+		r = packer(t, wrong, "build", dir, "--push", "-t", host+"/acme/shop:v1", "--sign-keyless", "--fulcio-url", fulcio, "--tlog-upload=false")
+		if r.err == nil || !strings.Contains(r.stderr, "signing certificate from Fulcio") || !strings.Contains(r.stderr, "error processing the identity token") || !strings.Contains(r.stderr, `audience "sigstore"`) {
+			t.Errorf("token for another audience: want Fulcio's refusal, got %v\n%s", r.err, r.stderr)
+		}
 		r = packer(t, env, "build", dir, "--push", "-t", host+"/acme/shop:v1", "--sign-keyless", "--fulcio-url", fulcio, "--rekor-url", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 		if r.err == nil || !strings.Contains(r.stderr, "Rekor transparency log") || !strings.Contains(r.stderr, "--tlog-upload=false") {
 			t.Errorf("Rekor unreachable: want a clear error naming the log and --tlog-upload=false; got %v\n%s", r.err, r.stderr)

@@ -202,6 +202,10 @@ func Keyless(ctx context.Context, fulcioURL, token string, tlog *Rekor) (*Signer
 		Detached *chain `json:"signedCertificateDetachedSct"`
 	}
 	if err := doJSON(req, &out); err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.status >= 400 && he.status < 500 {
+			return nil, fmt.Errorf("getting a signing certificate from Fulcio (%s): %w; Fulcio accepts tokens for the audience \"sigstore\" from the issuers it trusts (GitHub Actions, Google, …), still valid", fulcioURL, err)
+		}
 		return nil, fmt.Errorf("getting a signing certificate from Fulcio (%s): %w", fulcioURL, err)
 	}
 	var certs []string
@@ -275,6 +279,14 @@ func (s *Signer) Identity() (identity, issuer string) {
 	return identity, issuer
 }
 
+// httpError is a non-2xx answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
 // doJSON sends req and decodes a 2xx JSON answer into out; any other answer
 // becomes an error quoting the server's message.
 func doJSON(req *http.Request, out any) error {
@@ -299,7 +311,7 @@ func doJSON(req *http.Request, out any) error {
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
+		return &httpError{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: unreadable answer: %w", req.Method, req.URL.Redacted(), err)
