@@ -209,3 +209,36 @@ func TestToolchainPrintsNpmVersion(t *testing.T) {
 		t.Errorf("toolchain printed %q; want node's version, then npm's (%s)", out, strings.TrimSpace(string(want)))
 	}
 }
+
+func TestWorkspaceFrontends(t *testing.T) {
+	ws := func(web string, extra fstest.MapFS) fstest.MapFS {
+		m := fstest.MapFS{
+			"package.json":          file(`{"workspaces":["apps/*"]}`),
+			"package-lock.json":     file(npmLock),
+			"apps/web/package.json": file(web),
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	next := `{"name":"web","scripts":{"build":"next build","start":"next start"},"dependencies":{"next":"15.5.0"}}`
+	if _, err := planOf(t, ws(next, nil), detect.Options{Target: "apps/web"}); err == nil || !strings.Contains(err.Error(), "add output: 'standalone' to apps/web/next.config") {
+		t.Errorf("Next.js without standalone: err = %v", err)
+	}
+	p, err := planOf(t, ws(next, fstest.MapFS{"apps/web/next.config.mjs": file("export default { output: 'standalone' };")}), detect.Options{Target: "apps/web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.WorkingDir != "/app/apps/web" || strings.Join(p.Entrypoint, " ") != "node server.js" || p.Layers[2].Root != "apps/web/.next/standalone" {
+		t.Errorf("Next.js standalone in a workspace: workdir %s, entrypoint %v, app layer %+v", p.WorkingDir, p.Entrypoint, p.Layers[2])
+	}
+	spa := `{"name":"web","scripts":{"build":"vite build","dev":"vite"},"devDependencies":{"vite":"7.0.0"}}`
+	p, err = planOf(t, ws(spa, nil), detect.Options{Target: "apps/web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := p.Layers[len(p.Layers)-1]; last.Root != "apps/web/dist" || last.Dest != "/app/public" {
+		t.Errorf("SPA in a workspace ships %+v, want apps/web/dist → /app/public", last)
+	}
+}
