@@ -89,7 +89,9 @@ if (mode === 'before') {
   if (Array.isArray(pkg.workspaces)) pkg.workspaces = dirs;
   else pkg.workspaces = Object.assign({}, pkg.workspaces, { packages: dirs });
   fs.writeFileSync('package.json', JSON.stringify(pkg, null, 2) + '\n');
-  fs.copyFileSync('yarn.lock', saved);
+  // The first install in this staging copy keeps the committed lockfile;
+  // a later one (dev dependencies) is checked against that same file.
+  if (!fs.existsSync(saved)) fs.copyFileSync('yarn.lock', saved);
 } else {
   const entries = (text) => {
     const m = new Map();

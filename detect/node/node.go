@@ -280,6 +280,11 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: inputs, Key: key,
 		Hint: pm.hint(), Toolchain: toolchain,
 	}
+	focus := strings.Join(append(append([]string{}, local...), dir), " ")
+	if pm.Name == "yarn" && pm.Lockfile != "" {
+		// yarn 1's --frozen-lockfile is not enforced in workspaces.
+		devDeps.Run, devDeps.Files = yarn1Focus(focus, false)
+	}
 	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: modules, Dest: AppDir, CacheOnly: true}
 	buildStep := plan.Step{Name: "build", Run: []string{"sh", "-c", workspaceBuild(pm, local, dir)}, Needs: []string{"devdeps"},
 		Toolchain: toolchain, Hint: "the build script failed; run it locally to see why"}
@@ -358,11 +363,8 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		install = pm.berryFocus(app.pkg.Name)
 	case "yarn":
 		if pm.Lockfile != "" {
-			dirs := strings.Join(append(append([]string{}, local...), dir), " ")
-			install = []string{"sh", "-c", "node .packer/yarn1-focus.js before " + dirs +
-				" && corepack yarn install --production --non-interactive && node .packer/yarn1-focus.js after"}
-			files = map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
-			evidence = append(evidence, "yarn 1 installs the workspaces "+dirs+" only; yarn.lock is checked after the install (yarn 1's --frozen-lockfile is not enforced in workspaces)")
+			install, files = yarn1Focus(focus, true)
+			evidence = append(evidence, "yarn 1 installs the workspaces "+focus+" only; yarn.lock is checked after the install (yarn 1's --frozen-lockfile is not enforced in workspaces)")
 		}
 	}
 	p := newPlan(major, AppDir+"/"+dir)
@@ -403,6 +405,17 @@ func isSPA(pkg *packageJSON) bool {
 	return pkg.Scripts["build"] != "" &&
 		(anyDep("vite") || anyDep("react-scripts") || anyDep("@vue/cli-service") || anyDep("@angular/core") || anyDep("parcel")) &&
 		(pkg.Scripts["start"] == "" || isDev(pkg.Scripts["start"]))
+}
+
+// yarn1Focus installs the yarn 1 workspaces dirs (space separated), and
+// fails when yarn had to add to yarn.lock: see yarn1FocusJS.
+func yarn1Focus(dirs string, production bool) ([]string, map[string]string) {
+	flags := "--non-interactive"
+	if production {
+		flags = "--production " + flags
+	}
+	return []string{"sh", "-c", "node .packer/yarn1-focus.js before " + dirs + " && corepack yarn install " + flags + " && node .packer/yarn1-focus.js after"},
+		map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
 }
 
 // workspaceBuild runs the build script of the workspace package in dir
