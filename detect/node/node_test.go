@@ -242,3 +242,29 @@ func TestWorkspaceFrontends(t *testing.T) {
 		t.Errorf("SPA in a workspace ships %+v, want apps/web/dist → /app/public", last)
 	}
 }
+
+// yarn 1's --frozen-lockfile is not enforced in workspaces: both installs
+// of a yarn 1 workspace package (production, and dev for its build) narrow
+// the workspaces and check yarn.lock afterwards.
+func TestYarn1WorkspaceInstallsAreChecked(t *testing.T) {
+	fs := fstest.MapFS{
+		"package.json":              file(`{"packageManager":"yarn@1.22.22","workspaces":["packages/*"]}`),
+		"yarn.lock":                 file("# yarn lockfile v1\n"),
+		"packages/api/package.json": file(`{"name":"api","scripts":{"start":"node server.js","build":"tsc"},"dependencies":{"lib":"1.0.0"}}`),
+		"packages/lib/package.json": file(`{"name":"lib","version":"1.0.0"}`),
+		"packages/web/package.json": file(`{"name":"web"}`),
+	}
+	p, err := planOf(t, fs, detect.Options{Target: "packages/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Steps[:2] {
+		run := strings.Join(s.Run, " ")
+		if !strings.Contains(run, "yarn1-focus.js before packages/lib packages/api") || !strings.Contains(run, "yarn1-focus.js after") || s.Files[".packer/yarn1-focus.js"] == "" {
+			t.Errorf("step %s = %q, want the narrowed install with the lockfile check", s.Name, run)
+		}
+		if strings.Contains(run, "--frozen-lockfile") {
+			t.Errorf("step %s relies on --frozen-lockfile: %q", s.Name, run)
+		}
+	}
+}
