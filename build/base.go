@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -208,41 +207,32 @@ func findFiles(img v1.Image, names ...string) (map[string][]byte, error) {
 			return nil, err
 		}
 		found := map[string]bool{}
-		err = func() error {
-			defer rc.Close()
-			tr := tar.NewReader(rc)
-			for {
-				h, err := tr.Next()
-				if errors.Is(err, io.EOF) {
-					return nil
+		err = layers.Entries(rc, func(n string, h *tar.Header, body io.Reader) error {
+			for _, want := range names {
+				if done[want] {
+					continue
 				}
-				if err != nil {
-					return err
-				}
-				n := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-				for _, want := range names {
-					if done[want] {
-						continue
-					}
-					dir, base := path.Split(want)
-					switch {
-					case n == want && (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink):
-						var b []byte
-						if h.Typeflag == tar.TypeReg && h.Size < 1<<20 {
-							if b, err = io.ReadAll(tr); err != nil {
-								return err
-							}
+				dir, base := path.Split(want)
+				switch {
+				case n == want && (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink):
+					var b []byte
+					if h.Typeflag == tar.TypeReg && h.Size < 1<<20 {
+						var err error
+						if b, err = io.ReadAll(body); err != nil {
+							return err
 						}
-						if b == nil {
-							b = []byte{}
-						}
-						out[want], found[want] = b, true
-					case n == path.Join(dir, ".wh."+base):
-						found[want] = true
 					}
+					if b == nil {
+						b = []byte{}
+					}
+					out[want], found[want] = b, true
+				case n == path.Join(dir, ".wh."+base):
+					found[want] = true
 				}
 			}
-		}()
+			return nil
+		})
+		rc.Close()
 		if err != nil {
 			return nil, err
 		}

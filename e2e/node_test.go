@@ -43,6 +43,29 @@ func nodeEnv(t *testing.T) []string {
 	return env
 }
 
+// nodeFixture copies a Node.js fixture and runs the prepare commands in the
+// copy (lockfiles that would carry the registry's address are made here);
+// a bun fixture needs bun.
+func nodeFixture(t *testing.T, name string, prepare ...[]string) string {
+	t.Helper()
+	if strings.Contains(name, "bun") {
+		testutil.NeedTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
+	}
+	dir := testutil.CopyFixture(t, name)
+	for _, argv := range prepare {
+		if len(argv) == 0 {
+			continue
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), nodeEnv(t)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	return dir
+}
+
 var (
 	npmRegistryOnce sync.Once
 	npmRegistry     string
@@ -114,18 +137,7 @@ func TestNodeFixtures(t *testing.T) {
 			if testing.Short() && tc.fixture == "node-next-standalone" {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
-			if strings.Contains(tc.fixture, "bun") {
-				testutil.NeedTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
-			}
-			dir := testutil.CopyFixture(t, tc.fixture)
-			if tc.prepare != nil {
-				cmd := exec.Command(tc.prepare[0], tc.prepare[1:]...)
-				cmd.Dir = dir
-				cmd.Env = append(os.Environ(), nodeEnv(t)...)
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("%v: %v\n%s", tc.prepare, err, out)
-				}
-			}
+			dir := nodeFixture(t, tc.fixture, tc.prepare)
 			exec.Command("git", "init", "-q", dir).Run() // a .git that must not be shipped
 			out := filepath.Join(t.TempDir(), "layout")
 			r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
@@ -304,18 +316,7 @@ func TestNodeWorkspace(t *testing.T) {
 		{"node-bun-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			if strings.Contains(tc.fixture, "bun") {
-				testutil.NeedTool(t, "bun", "npm install -g bun (scripts/test-deps.sh does)")
-			}
-			dir := testutil.CopyFixture(t, tc.fixture)
-			if tc.prepare != nil {
-				cmd := exec.Command(tc.prepare[0], tc.prepare[1:]...)
-				cmd.Dir = dir
-				cmd.Env = append(os.Environ(), nodeEnv(t)...)
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("%v: %v\n%s", tc.prepare, err, out)
-				}
-			}
+			dir := nodeFixture(t, tc.fixture, tc.prepare)
 			r := packer(t, nodeEnv(t), "build", dir)
 			if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
 				t.Errorf("monorepo without --target: %v\n%s", r.err, r.stderr)
@@ -483,14 +484,7 @@ func TestNodeNativeAddon(t *testing.T) {
 	testutil.NeedTool(t, "make", "apt-get install build-essential (node-gyp compiles the addon)")
 	testutil.NeedTool(t, "g++", "apt-get install build-essential (node-gyp compiles the addon)")
 	base := testutil.DebianBase(t)
-	dir := testutil.CopyFixture(t, "node-native-addon")
-	for _, args := range [][]string{{"pack", "./addon"}, {"install", "--package-lock-only", "--no-audit", "--no-fund"}} {
-		cmd := exec.Command("npm", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm %v: %v\n%s", args, err, out)
-		}
-	}
+	dir := nodeFixture(t, "node-native-addon", []string{"npm", "pack", "./addon"}, []string{"npm", "install", "--package-lock-only", "--no-audit", "--no-fund"})
 	env := nodeEnv(t)
 	out := filepath.Join(t.TempDir(), "layout")
 	r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")

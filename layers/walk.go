@@ -191,23 +191,14 @@ func CopyFiles(dest string, files []File) error {
 // slash path without leading slash; "" for all) into dir, with the prefix
 // removed. Paths that would leave dir are refused.
 func Extract(r io.Reader, prefix, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
+	return Entries(r, func(name string, h *tar.Header, body io.Reader) error {
 		rel := name
 		if prefix != "" {
 			if name == prefix {
-				continue
+				return nil
 			}
 			if !strings.HasPrefix(name, prefix+"/") {
-				continue
+				return nil
 			}
 			rel = strings.TrimPrefix(name, prefix+"/")
 		}
@@ -232,13 +223,33 @@ func Extract(r io.Reader, prefix, dir string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(f, tr); err != nil {
+			if _, err := io.Copy(f, body); err != nil {
 				f.Close()
 				return err
 			}
 			if err := f.Close(); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+}
+
+// Entries calls fn for each entry of the uncompressed layer tar r, with
+// the entry's name cleaned and made relative ("./a//b/" → "a/b") and a
+// reader of its contents; fn's error stops the walk.
+func Entries(r io.Reader, fn func(name string, h *tar.Header, body io.Reader) error) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), h, tr); err != nil {
+			return err
 		}
 	}
 }

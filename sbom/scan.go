@@ -14,7 +14,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -25,6 +24,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/packer-build/packer/layers"
 )
 
 // Component is one package found in the image.
@@ -150,35 +151,26 @@ func scanCached(l v1.Layer, cache Cache) (*layerScan, error) {
 
 func scanLayer(r io.Reader, ly *layerScan) error {
 	files := ly.Files
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+	return layers.Entries(r, func(name string, h *tar.Header, rd io.Reader) error {
 		dir, base := path.Split(name)
 		if strings.HasPrefix(base, ".wh.") {
 			ly.Whiteout = append(ly.Whiteout, path.Join(dir, strings.TrimPrefix(base, ".wh.")))
-			continue
+			return nil
 		}
 		if h.Typeflag != tar.TypeReg {
-			continue
+			return nil
 		}
 		if interesting(name) && h.Size < 64<<20 {
-			b, err := io.ReadAll(tr)
+			b, err := io.ReadAll(rd)
 			if err != nil {
 				return err
 			}
 			files[name] = b
-			continue
+			return nil
 		}
 		// Go binaries: executables with Go build info.
 		if h.Mode&0o111 != 0 && h.Size > 1024 && h.Size < 256<<20 {
-			b, err := io.ReadAll(tr)
+			b, err := io.ReadAll(rd)
 			if err != nil {
 				return err
 			}
@@ -188,7 +180,8 @@ func scanLayer(r io.Reader, ly *layerScan) error {
 				}
 			}
 		}
-	}
+		return nil
+	})
 }
 
 type distroInfo struct{ id, version string }

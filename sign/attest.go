@@ -12,10 +12,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Predicate types packer attests.
@@ -82,20 +80,12 @@ func Envelope(s *Signer, repo string, digest v1.Hash, predicateType string, pred
 // annotated with its predicate type (and, signed keyless, the certificate;
 // with a transparency log, the entry's bundle).
 func AttestationImage(ctx context.Context, s *Signer, envelopes map[string][]byte, order []string, created time.Time) (v1.Image, error) {
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img := emptyArtifact()
 	for _, pt := range order {
 		// cosign reads the DSSE signatures; the annotation must exist.
 		ann := map[string]string{"predicateType": pt, SignatureAnnotation: ""}
-		s.annotations(ann)
-		if s.Tlog != nil {
-			v, err := s.verifier()
-			if err != nil {
-				return nil, err
-			}
-			if ann[BundleAnnotation], err = s.Tlog.Upload(ctx, inToto(envelopes[pt], v)); err != nil {
-				return nil, err
-			}
+		if err := s.annotate(ctx, ann, func(v []byte) any { return inToto(envelopes[pt], v) }); err != nil {
+			return nil, err
 		}
 		var err error
 		img, err = mutate.Append(img, mutate.Addendum{

@@ -62,12 +62,24 @@ func (s *Signer) verifier() ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
-// annotations are the certificate annotations of a keyless signature layer.
-func (s *Signer) annotations(into map[string]string) {
+// annotate adds to a signature or attestation layer's annotations what
+// cosign checks beside the signature: the certificate and chain when keyless,
+// and, with a transparency log, the bundle of the entry that records it
+// (entry builds that log entry for this signer's verifier).
+func (s *Signer) annotate(ctx context.Context, into map[string]string, entry func(verifier []byte) any) error {
 	if s.Cert != nil {
 		into[CertificateAnnotation] = string(s.Cert)
 		into[ChainAnnotation] = string(s.Chain)
 	}
+	if s.Tlog == nil {
+		return nil
+	}
+	v, err := s.verifier()
+	if err != nil {
+		return err
+	}
+	into[BundleAnnotation], err = s.Tlog.Upload(ctx, entry(v))
+	return err
 }
 
 // IdentityToken finds the OIDC identity token keyless signing exchanges for a

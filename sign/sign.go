@@ -134,21 +134,11 @@ func SignatureImage(ctx context.Context, s *Signer, repo string, digest v1.Hash,
 		return nil, fmt.Errorf("signing: %w", err)
 	}
 	ann := map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)}
-	s.annotations(ann)
-	if s.Tlog != nil {
-		v, err := s.verifier()
-		if err != nil {
-			return nil, err
-		}
-		if ann[BundleAnnotation], err = s.Tlog.Upload(ctx, hashedRekord(payload, sig, v)); err != nil {
-			return nil, err
-		}
+	if err := s.annotate(ctx, ann, func(v []byte) any { return hashedRekord(payload, sig, v) }); err != nil {
+		return nil, err
 	}
-	layer := static.NewLayer(payload, SimpleSigningType)
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:       layer,
+	img, err := mutate.Append(emptyArtifact(), mutate.Addendum{
+		Layer:       static.NewLayer(payload, SimpleSigningType),
 		MediaType:   SimpleSigningType,
 		Annotations: ann,
 	})
@@ -156,6 +146,12 @@ func SignatureImage(ctx context.Context, s *Signer, repo string, digest v1.Hash,
 		return nil, err
 	}
 	return mutate.CreatedAt(img, v1.Time{Time: created})
+}
+
+// emptyArtifact is the OCI image the signature and attestation layers are
+// appended to, as cosign writes them.
+func emptyArtifact() v1.Image {
+	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 }
 
 // Tag is the tag cosign looks for the signatures of digest under.
