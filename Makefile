@@ -19,8 +19,8 @@ demo: build ## build the bundled Go fixture to an OCI layout (no registry, no ne
 deps: ## install the end-to-end tools (docker-registry, skopeo, umoci, runc, mmdebstrap, uv, pipenv; cosign via scripts/tools.sh) when missing
 	./scripts/test-deps.sh
 
-test: deps lint ## everything CI runs: lint, unit and end-to-end tests
-	PATH="$$(./scripts/tools.sh):$$PATH" $(GO) test -count=1 -timeout 25m $(PKGS)
+test: deps lint ## everything CI runs: lint, unit and end-to-end tests (peer tools build meanwhile)
+	GO=$(GO) ./scripts/test.sh
 
 unit: ## unit tests only (no external tools)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
