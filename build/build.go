@@ -81,6 +81,9 @@ type Report struct {
 	StepsRun, StepsCached int
 	// Layers lists each platform's layers added on the base.
 	Layers map[string][]LayerReport
+	// Secrets lists the context's secret-looking files: left out, or
+	// shipped because a `!` pattern brought them back.
+	Secrets []layers.SecretFile
 }
 
 // LayerReport describes one layer packer added.
@@ -102,6 +105,7 @@ type builder struct {
 	tcCache  map[string]string
 	staging  []string
 	restored map[string]bool
+	logged   map[string]bool // secret files already named in the log
 }
 
 // Build executes p for the context in dir.
@@ -124,6 +128,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 		report:   &Report{Layers: map[string][]LayerReport{}},
 		tcCache:  map[string]string{},
 		restored: map[string]bool{},
+		logged:   map[string]bool{},
 	}
 	if b.log == nil {
 		b.log = io.Discard
@@ -166,6 +171,26 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 
 func (b *builder) logf(format string, args ...any) {
 	fmt.Fprintf(b.log, format+"\n", args...)
+}
+
+// noteSecrets names in the log each secret-looking context file met since
+// the last call, and keeps the list in the report.
+func (b *builder) noteSecrets() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := b.ignore.Secrets()
+	b.report.Secrets = all
+	for _, s := range all {
+		if b.logged[s.Rel] {
+			continue
+		}
+		b.logged[s.Rel] = true
+		if s.Shipped {
+			b.logf("warning: shipping %s although it looks like %s: a ! pattern in .dockerignore brings it back", s.Rel, s.Reason)
+		} else {
+			b.logf("left out %s: %s (a !%s line in .dockerignore ships it)", s.Rel, s.Reason, s.Rel)
+		}
+	}
 }
 
 func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, error) {
@@ -266,7 +291,11 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			}
 			root := filepath.Join(b.dir, filepath.FromSlash(l.Root))
 			if l.Root != "" {
-				ig = nil // the context's rules are relative to its root
+				// The context's patterns are relative to its root; the
+				// secret rules hold everywhere.
+				if ig, err = layers.ContextIgnore(l.Exclude); err != nil {
+					return nil, err
+				}
 			}
 			files, err := layers.Collect(root, ig, existing(root, l.Include))
 			if err != nil {
@@ -287,6 +316,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		add(l.Name, fmt.Sprintf("packer: %s → %s", shortCommand(stepByName(b.plan, l.From).Run), l.Dest), ly, stepCached[l.From])
 	}
 
+	b.noteSecrets()
 	img, err := mutate.Append(base, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("appending layers: %w", err)
@@ -358,14 +388,7 @@ const ProbeAnnotation = "dev.packer.probe"
 
 // layerIgnore adds a layer's own excludes to the context's ignore rules.
 func (b *builder) layerIgnore(base *layers.Ignore, exclude []string) (*layers.Ignore, error) {
-	if len(exclude) == 0 {
-		return base, nil
-	}
-	var patterns []string
-	if base != nil {
-		patterns = append(patterns, base.Patterns()...)
-	}
-	return layers.NewIgnore(append(patterns, exclude...))
+	return base.With(exclude)
 }
 
 func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
@@ -784,6 +807,7 @@ func (b *builder) stage() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b.noteSecrets()
 	if err := layers.CopyFiles(dir, files); err != nil {
 		return "", fmt.Errorf("copying the context to a staging directory: %w", err)
 	}

@@ -3,11 +3,13 @@ package buildargs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -165,6 +167,14 @@ func TestRedactor(t *testing.T) {
 
 func guardImage(t *testing.T, ss Secrets, entries []layers.Entry, env []string) error {
 	t.Helper()
+	img, ours := testImage(t, entries, env)
+	return ss.Guard(img, ours)
+}
+
+// testImage is an image with one layer of entries (the one packer wrote)
+// and env in its config.
+func testImage(t *testing.T, entries []layers.Entry, env []string) (v1.Image, map[v1.Hash]string) {
+	t.Helper()
 	var buf bytes.Buffer
 	if err := layers.WriteEntries(&buf, entries); err != nil {
 		t.Fatal(err)
@@ -182,7 +192,7 @@ func guardImage(t *testing.T, ss Secrets, entries []layers.Entry, env []string) 
 	cfg.Config.Env = env
 	img, _ = mutate.ConfigFile(img, cfg)
 	d, _ := l.Digest()
-	return ss.Guard(img, map[v1.Hash]string{d: "app"})
+	return img, map[v1.Hash]string{d: "app"}
 }
 
 func TestGuard(t *testing.T) {
@@ -219,5 +229,69 @@ func TestGuard(t *testing.T) {
 				t.Errorf("the error message repeats the secret: %v", err)
 			}
 		})
+	}
+}
+
+// A secret of 256 KiB or more (a CA bundle with a few corporate roots
+// added) once made the scan spin: the overlap kept between reads filled
+// the whole buffer. Any size must finish, and a copy must still be found.
+func TestGuardLargeSecret(t *testing.T) {
+	var bundle bytes.Buffer
+	for i := 0; bundle.Len() < 1<<20; i++ {
+		fmt.Fprintf(&bundle, "-----BEGIN CERTIFICATE-----\nMIIC%060d\n-----END CERTIFICATE-----\n", i)
+	}
+	val := bundle.Bytes()
+	ss := Secrets{{ID: "ca", value: val}}
+	if n := len(guardedValues(val)); n > 2 {
+		t.Errorf("a 1 MiB CA bundle gives %d needles; its public certificates must not each become one", n)
+	}
+	filler := bytes.Repeat([]byte("y"), 700<<10) // the copy straddles a read boundary
+	for _, tc := range []struct {
+		description string
+		data        []byte
+		leak        bool
+	}{
+		{"clean layer", bytes.Repeat([]byte("z"), 3<<20), false},
+		{"one public certificate of it", []byte("-----BEGIN CERTIFICATE-----\nMIIC" + fmt.Sprintf("%060d", 7) + "\n-----END CERTIFICATE-----\n"), false},
+		{"the whole bundle copied", val, true},
+		{"copied after 700 KiB", append(append([]byte{}, filler...), val...), true},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			img, ours := testImage(t, []layers.Entry{{Name: "/app/certs.pem", Mode: 0o644, Data: tc.data}}, nil)
+			done := make(chan error, 1)
+			go func() { done <- ss.Guard(img, ours) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("Guard() did not return within 60 s for a 1 MiB secret")
+			}
+			var leak *LeakError
+			if got := errors.As(err, &leak); got != tc.leak {
+				t.Fatalf("Guard() = %v, want leak %v", err, tc.leak)
+			}
+			if tc.leak && (leak.Secret != "ca" || leak.Path != "app/certs.pem") {
+				t.Errorf("Guard() = %#v, want secret ca at app/certs.pem", leak)
+			}
+		})
+	}
+}
+
+// A private key inside a PEM secret is guarded block by block and line by
+// line, even when the secret also holds certificates.
+func TestGuardedValuesPEM(t *testing.T) {
+	key := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
+	v := []byte("-----BEGIN CERTIFICATE-----\nMIIBcertificatebody\n-----END CERTIFICATE-----\n" + key + "\n")
+	got := map[string]bool{}
+	for _, g := range guardedValues(v) {
+		got[string(g)] = true
+	}
+	for _, want := range []string{key, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "BKcwggSjAgEAAoIBAQC7"} {
+		if !got[want] {
+			t.Errorf("guardedValues() lacks %q", want)
+		}
+	}
+	if got["MIIBcertificatebody"] {
+		t.Errorf("guardedValues() guards a public certificate's line")
 	}
 }

@@ -109,7 +109,10 @@ func scanLayer(l v1.Layer, name string, find func([]byte) string, maxLen int) er
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	buf := make([]byte, 256<<10)
+	// Each read brings at least max(256 KiB, maxLen) new bytes after the
+	// maxLen-1 bytes kept from the last one, so any secret size makes
+	// progress in memory bounded by twice the longest value.
+	buf := make([]byte, maxLen-1+max(256<<10, maxLen))
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {

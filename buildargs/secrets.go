@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Secret is one --secret: a value steps can read, never written anywhere.
@@ -103,9 +104,16 @@ func (ss Secrets) Values() [][]byte {
 	return out
 }
 
-// guardedValues is the value itself and, for config-like files, each long
-// enough line and the value part of each KEY=VALUE or KEY: VALUE line (a
-// token copied out of an .npmrc or pip.conf is still a leak).
+// configLimit is the size up to which a text secret counts as config-like.
+const configLimit = 64 << 10
+
+// guardedValues is the value itself and:
+//   - for config-like secrets (text up to 64 KiB without PEM blocks), each
+//     long enough line and the value part of each KEY=VALUE or KEY: VALUE
+//     line (a token copied out of an .npmrc or pip.conf is still a leak);
+//   - for PEM files, each private key block and each line of its body (a
+//     CA bundle's certificates are public, and a bundle of hundreds of
+//     roots must not become thousands of needles).
 func guardedValues(v []byte) [][]byte {
 	seen := map[string]bool{}
 	var out [][]byte
@@ -118,6 +126,40 @@ func guardedValues(v []byte) [][]byte {
 	add(string(v))
 	if trimmed := strings.TrimSpace(string(v)); trimmed != string(v) {
 		add(trimmed)
+	}
+	if bytes.Contains(v, []byte("-----BEGIN ")) {
+		rest := string(v)
+		for {
+			i := strings.Index(rest, "-----BEGIN ")
+			if i < 0 {
+				break
+			}
+			rest = rest[i:]
+			head, _, _ := strings.Cut(rest, "\n")
+			j := strings.Index(rest, "-----END ")
+			if j < 0 {
+				break
+			}
+			k := strings.Index(rest[j+len("-----END "):], "-----")
+			if k < 0 {
+				break
+			}
+			block := rest[:j+len("-----END ")+k+len("-----")]
+			rest = rest[len(block):]
+			if !strings.Contains(head, "PRIVATE KEY") {
+				continue
+			}
+			add(block)
+			for _, line := range strings.Split(block, "\n") {
+				if line = strings.TrimSpace(line); !strings.HasPrefix(line, "-----") {
+					add(line)
+				}
+			}
+		}
+		return out
+	}
+	if len(v) > configLimit || !utf8.Valid(v) {
+		return out
 	}
 	for _, line := range strings.Split(string(v), "\n") {
 		line = strings.TrimSpace(line)

@@ -215,3 +215,137 @@ func layerFiles(t *testing.T, img v1.Image) map[string]string {
 	}
 	return out
 }
+
+// sourcePlan writes a plan that ships the context itself as /app (a source
+// layer) and, through a step, what the staging copy holds under templates
+// as /app/staged: both ways a context file reaches an image.
+func sourcePlan(t *testing.T) string {
+	t.Helper()
+	p := map[string]any{
+		"provider": "custom",
+		"base":     "builtin:static",
+		"steps":    []any{map[string]any{"name": "build", "run": []string{"sh", "-c", "mkdir -p .packer-out && cp -a templates .packer-out/staged"}, "output": ".packer-out"}},
+		"layers": []any{
+			map[string]any{"name": "staged", "from": "build", "include": []string{"."}, "dest": "/app"},
+			map[string]any{"name": "app", "from": "src", "include": []string{"."}, "dest": "/app"},
+		},
+		"entrypoint": []string{"/app/none"},
+		"user":       "65532:65532",
+		"workingDir": "/app",
+	}
+	b, _ := json.Marshal(p)
+	path := filepath.Join(t.TempDir(), "plan.json")
+	os.WriteFile(path, b, 0o644)
+	return path
+}
+
+// TestSecretFilesInSubdirectoriesLeftOut: secret-bearing files below the
+// context root never reach an image, through the app layer or a step's
+// output; the log names each one; a `!` line brings one back.
+func TestSecretFilesInSubdirectoriesLeftOut(t *testing.T) {
+	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + canary(t, "keycanary-") + "\n-----END OPENSSH PRIVATE KEY-----\n"
+	secretFiles := map[string]string{
+		".env": "DB_PASSWORD=" + canary(t, "env-"), ".env.local": "X=" + canary(t, "envlocal-"),
+		".env.example": "DB_PASSWORD=", ".git/HEAD": "ref: refs/heads/main",
+		"id_rsa": key, "id_ed25519": key, ".ssh/id_rsa": key,
+		"server.pem":          "-----BEGIN RSA PRIVATE KEY-----\n" + canary(t, "pem-") + "\n-----END RSA PRIVATE KEY-----\n",
+		"tls.key":             "-----BEGIN EC PRIVATE KEY-----\n" + canary(t, "tlskey-") + "\n-----END EC PRIVATE KEY-----\n",
+		".npmrc":              "//registry.invalid/:_authToken=" + canary(t, "npm-") + "\n",
+		".aws/credentials":    "[default]\naws_secret_access_key=" + canary(t, "aws-") + "\n",
+		".netrc":              "machine example.invalid login u password " + canary(t, "netrc-") + "\n",
+		".dockercfg":          `{"r":{"auth":"` + canary(t, "dockercfg-") + `"}}`,
+		".docker/config.json": `{"auths":{"r":{"auth":"` + canary(t, "docker-") + `"}}}`,
+		".pypirc":             "[pypi]\nusername = __token__\npassword = " + canary(t, "pypi-") + "\n",
+	}
+	dir := testutil.CopyFixture(t, "go-server")
+	os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
+	os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hello</p>"), 0o644)
+	for name, content := range secretFiles {
+		p := filepath.Join(dir, "templates", filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(content), 0o600)
+	}
+	planFile := sourcePlan(t)
+	build := func(t *testing.T) (map[string]string, string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "layout")
+		r := packer(t, cacheEnv(t), "build", dir, "--plan", planFile, "-o", "oci:"+out, "-t", "app:v1")
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		idx, err := layout.ImageIndexFromPath(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		im, _ := idx.IndexManifest()
+		img, _ := idx.Image(im.Manifests[0].Digest)
+		return layerFiles(t, img), r.stderr
+	}
+
+	files, stderr := build(t)
+	if files["app/templates/index.html"] == "" || files["app/staged/index.html"] == "" {
+		t.Fatalf("the image lacks templates/index.html (app %v, staged %v)", files["app/templates/index.html"] != "", files["app/staged/index.html"] != "")
+	}
+	for name := range secretFiles {
+		for _, where := range []string{"app/templates/", "app/staged/"} {
+			if _, ok := files[where+name]; ok {
+				t.Errorf("the image holds /%s%s", where, name)
+			}
+		}
+		logged := "templates/" + name
+		if name == ".git/HEAD" {
+			logged = "templates/.git"
+		}
+		if !strings.Contains(stderr, "left out "+logged+":") {
+			t.Errorf("the log does not name %s", logged)
+		}
+	}
+	for _, c := range secretFiles {
+		for f, data := range files {
+			if len(c) > 20 && strings.Contains(data, c) {
+				t.Errorf("/%s holds a secret file's contents", f)
+			}
+		}
+	}
+
+	os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("!templates/.env.example\n"), 0o644)
+	files, stderr = build(t)
+	if _, ok := files["app/templates/.env.example"]; !ok {
+		t.Errorf("!templates/.env.example did not bring it back")
+	}
+	if _, ok := files["app/templates/.env"]; ok {
+		t.Errorf("!templates/.env.example brought back .env too")
+	}
+	if !strings.Contains(stderr, "warning: shipping templates/.env.example") {
+		t.Errorf("no warning for the re-included file:\n%s", stderr)
+	}
+}
+
+// TestLargeSecretFile: a 1 MiB secret (a CA bundle for a corporate proxy)
+// builds, and a copy of it inside the context is still caught.
+func TestLargeSecretFile(t *testing.T) {
+	var bundle bytes.Buffer
+	for bundle.Len() < 1<<20 {
+		bundle.WriteString("-----BEGIN CERTIFICATE-----\n" + canary(t, "MIIC") + "\n-----END CERTIFICATE-----\n")
+	}
+	ca := filepath.Join(t.TempDir(), "ca-bundle.pem")
+	os.WriteFile(ca, bundle.Bytes(), 0o600)
+	dir := testutil.CopyFixture(t, "go-server")
+	os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
+	os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hello</p>"), 0o644)
+	planFile := sourcePlan(t)
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, cacheEnv(t), "build", dir, "--plan", planFile, "-o", "oci:"+out, "--secret", "id=ca,src="+ca)
+	if r.err != nil {
+		t.Fatalf("build with a 1 MiB secret: %v\n%s", r.err, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "templates", "ca-bundle.crt"), bundle.Bytes(), 0o644)
+	out2 := filepath.Join(t.TempDir(), "layout")
+	r = packer(t, cacheEnv(t), "build", dir, "--plan", planFile, "-o", "oci:"+out2, "--secret", "id=ca,src="+ca)
+	if r.err == nil || !strings.Contains(r.stderr, "secret ca was found in the image") || !strings.Contains(r.stderr, "ca-bundle.crt); nothing was published") {
+		t.Errorf("a copy of the 1 MiB secret in the context: %v\n%s", r.err, r.stderr)
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Errorf("a layout was written although the secret leaked")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,11 +167,117 @@ func TestDockerignore(t *testing.T) {
 	for _, f := range files {
 		got = append(got, f.Rel)
 	}
-	// Docker semantics: .env only at the root (patterns are anchored),
-	// `!` re-includes inside an excluded directory, later patterns win.
-	want := []string{".dockerignore", ".env.example", "docs/keep.md", "main.go", "sub", "sub/.env"}
+	// Docker semantics: `!` re-includes inside an excluded directory,
+	// later patterns win; the default .env excludes hold at any depth.
+	want := []string{".dockerignore", ".env.example", "docs/keep.md", "main.go", "sub"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Collect() = %q, want %q", got, want)
+	}
+}
+
+func TestSecretFilesAtAnyDepth(t *testing.T) {
+	const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+	const cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	root := t.TempDir()
+	secrets := map[string]string{
+		"templates/.env":                "DB_PASSWORD=hunter22",
+		"templates/.env.local":          "X=1",
+		"templates/.env.example":        "DB_PASSWORD=",
+		"templates/.git/HEAD":           "ref: refs/heads/main",
+		"templates/id_rsa":              key,
+		"templates/id_ed25519":          key,
+		"templates/id_ecdsa.pub":        "ecdsa-sha2-nistp256 AAAA",
+		"templates/.ssh/id_rsa":         key,
+		"templates/server.pem":          cert + "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
+		"templates/tls.key":             "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+		"templates/.npmrc":              "//registry.example/:_authToken=npm_abcdefgh\n",
+		"templates/.aws/credentials":    "[default]\naws_secret_access_key = abc\n",
+		"templates/.netrc":              "machine example.com login u password p\n",
+		"templates/.dockercfg":          "{}",
+		"templates/.docker/config.json": `{"auths":{}}`,
+		"templates/.pypirc":             "[pypi]\nusername = __token__\npassword = pypi-abc\n",
+		".env":                          "A=1",
+		".git/HEAD":                     "ref: refs/heads/main",
+		"node_modules/dep/.env":         "packaged fixture",
+	}
+	kept := map[string]string{
+		"templates/index.html":         "<p>hi</p>",
+		"templates/ca.pem":             cert, // a certificate, no key
+		"templates/public.key":         "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+		"templates/.npmrc.d/x":         "y",
+		"sub/.npmrc":                   "engine-strict=true\n", // settings, no token
+		"sub/.pypirc":                  "[distutils]\nindex-servers = pypi\n",
+		"templates/environment.js":     "x",
+		"templates/docker/config.json": "{}", // not .docker
+	}
+	for f, c := range secrets {
+		write(t, root, f, c, 0o644)
+	}
+	for f, c := range kept {
+		write(t, root, f, c, 0o644)
+	}
+	collect := func(dockerignore string) (map[string]bool, []SecretFile) {
+		t.Helper()
+		write(t, root, ".dockerignore", dockerignore, 0o644)
+		ig, err := LoadIgnore(root, []string{"node_modules"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := Collect(root, ig, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, f := range files {
+			got[f.Rel] = true
+		}
+		return got, ig.Secrets()
+	}
+
+	got, found := collect("")
+	for f := range secrets {
+		if got[f] {
+			t.Errorf("Collect() ships %s, a secret file", f)
+		}
+	}
+	for f := range kept {
+		if !got[f] {
+			t.Errorf("Collect() leaves out %s, which holds no secret", f)
+		}
+	}
+	named := map[string]SecretFile{}
+	for _, s := range found {
+		named[s.Rel] = s
+	}
+	for f := range secrets {
+		if dir, _, ok := strings.Cut(f, "/.git/"); ok {
+			f = dir + "/.git" // named once, as the directory
+		}
+		if strings.HasPrefix(f, ".git/") || strings.HasPrefix(f, "node_modules/") {
+			continue // the root .git is expected; node_modules is the provider's
+		}
+		s, ok := named[f]
+		if !ok || s.Shipped || s.Reason == "" {
+			t.Errorf("Secrets() has %s = %+v, %v; want it named as left out", f, s, ok)
+		}
+	}
+	if _, ok := named["node_modules/dep/.env"]; ok {
+		t.Errorf("Secrets() names node_modules/dep/.env, which the provider's own exclude leaves out")
+	}
+
+	// `!` brings one back, and it is reported as shipped.
+	got, found = collect("!templates/.env.example\n!templates/server.pem\n")
+	if !got["templates/.env.example"] || !got["templates/server.pem"] || got["templates/.env"] || got["templates/tls.key"] {
+		t.Errorf("with ! patterns: .env.example %v, server.pem %v, .env %v, tls.key %v; want only the first two", got["templates/.env.example"], got["templates/server.pem"], got["templates/.env"], got["templates/tls.key"])
+	}
+	shipped := map[string]bool{}
+	for _, s := range found {
+		if s.Shipped {
+			shipped[s.Rel] = true
+		}
+	}
+	if !shipped["templates/.env.example"] || !shipped["templates/server.pem"] || len(shipped) != 2 {
+		t.Errorf("Secrets() shipped = %v, want the two re-included files", shipped)
 	}
 }
 

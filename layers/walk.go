@@ -89,6 +89,11 @@ func Collect(root string, ig *Ignore, include []string) ([]File, error) {
 			f := File{Rel: rel, Mode: info.Mode(), Abs: p}
 			switch {
 			case info.Mode().IsRegular():
+				if secret, err := ig.ExcludedContent(rel, p); err != nil {
+					return err
+				} else if secret {
+					return nil
+				}
 				f.Size = info.Size()
 				r, err := os.Open(p)
 				if err != nil {

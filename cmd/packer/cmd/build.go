@@ -221,7 +221,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		return err
 	}
 	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", p.Provider, dir, platformList(platforms), p.Base, created.UTC().Format(time.RFC3339), createdFrom)
-	fmt.Fprintf(log, "packer: left out of the context: %s (and .dockerignore)\n", strings.Join(append(append([]string{}, layers.DefaultExcludes...), p.Exclude...), ", "))
+	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, p.Exclude...), ", "))
 	if short := secrets.Unguarded(); len(short) > 0 {
 		fmt.Fprintf(log, "packer: warning: secrets %s are shorter than %d bytes; the leak guard cannot look for them\n", strings.Join(short, ", "), buildargs.MinGuardedLen)
 	}
