@@ -27,3 +27,6 @@ func Golden(t testing.TB, path string, got []byte) {
 		t.Errorf("%s differs from the output (run go test ./detect/... -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// Updating reports whether the tests run with -update.
+func Updating() bool { return *update }
