@@ -5,9 +5,9 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -73,6 +73,8 @@ type Options struct {
 	Version string
 	// Log receives progress lines and step output; nil discards them.
 	Log io.Writer
+	// Executor runs the steps' commands; nil means Host.
+	Executor Executor
 }
 
 // Report says what a build did, for logs and tests.
@@ -132,6 +134,9 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 	}
 	if b.log == nil {
 		b.log = io.Discard
+	}
+	if b.opts.Executor == nil {
+		b.opts.Executor = Host{}
 	}
 	defer func() {
 		for _, s := range b.staging {
@@ -261,7 +266,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	stepCached := map[string]bool{}
 	var stagingDir string
 	for _, s := range b.plan.Steps {
-		ls, cached, err := b.runStep(ctx, s, pl, &stagingDir, stepLayers, stepCached)
+		ls, cached, err := b.runStep(ctx, s, pl, base, &stagingDir, stepLayers, stepCached)
 		if err != nil {
 			return nil, err
 		}
@@ -614,7 +619,7 @@ func StaticBase(store *layers.Store, created time.Time, pl v1.Platform) (v1.Imag
 
 // runStep returns the layers taken from step s for platform pl, running
 // the step only when its cache key is new.
-func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, staging *string, done map[string][]*layers.Layer, doneCached map[string]bool) ([]*layers.Layer, bool, error) {
+func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base v1.Image, staging *string, done map[string][]*layers.Layer, doneCached map[string]bool) ([]*layers.Layer, bool, error) {
 	// Build args first; the step's own variables (GOOS, ...) win.
 	env := map[string]string{}
 	for k, v := range b.plan.BuildArgs {
@@ -629,7 +634,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 			specs = append(specs, l)
 		}
 	}
-	tc, err := b.toolchain(ctx, s)
+	tc, err := b.toolchain(ctx, s, pl, base)
 	if err != nil {
 		return nil, false, err
 	}
@@ -645,16 +650,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	if err != nil {
 		return nil, false, err
 	}
-	stepJSON, _ := json.Marshal(struct {
-		Run    []string
-		Env    map[string]string
-		Output string
-		Key    string
-		Native bool
-		Files  map[string]string
-		Layers []plan.Layer
-	}{s.Run, env, s.Output, s.Key, s.NativeCheck, s.Files, specs})
-	key := layers.Key("step/v1", b.opts.Version, layers.Compressor(), pl.String(), string(stepJSON), tc, inHash)
+	key := stepKey(b.opts.Version, pl, s, env, specs, tc, inHash)
 
 	if !b.opts.NoCache {
 		if ls, ok := b.opts.Store.Lookup(key); ok && len(ls) == len(specs) {
@@ -694,19 +690,12 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 	for i, a := range s.Run {
 		argv[i] = expandPlatform(a, pl)
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = *staging
-	cmd.Env = os.Environ()
-	for _, kv := range sortedKV(b.opts.SecretEnv) {
-		cmd.Env = append(cmd.Env, kv)
-	}
-	for _, kv := range sortedKV(env) {
-		cmd.Env = append(cmd.Env, kv)
-	}
 	tail := &tailBuffer{max: 256 << 10}
-	out := io.MultiWriter(b.log, tail)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
+	err = b.opts.Executor.Run(ctx, StepRun{
+		Step: s, Argv: argv, Env: sortedKV(env), SecretEnv: sortedKV(b.opts.SecretEnv),
+		Dir: *staging, Platform: pl, Base: runBase(base, b.plan.Base), Output: io.MultiWriter(b.log, tail),
+	})
+	if err != nil {
 		for _, h := range s.Errors {
 			re, rerr := regexp.Compile(h.Pattern)
 			if rerr != nil {
@@ -718,7 +707,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 				return nil, false, fmt.Errorf("step %s failed: %s", s.Name, msg)
 			}
 		}
-		if _, ok := err.(*exec.Error); ok {
+		if ee := (*exec.Error)(nil); errors.As(err, &ee) {
 			return nil, false, fmt.Errorf("step %s needs %q on PATH: %w; install it or choose another --base/--provider", s.Name, s.Run[0], err)
 		}
 		hint := ""
@@ -768,7 +757,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, stag
 }
 
 // toolchain runs the step's toolchain probe once per build.
-func (b *builder) toolchain(ctx context.Context, s plan.Step) (string, error) {
+func (b *builder) toolchain(ctx context.Context, s plan.Step, pl v1.Platform, base v1.Image) (string, error) {
 	if len(s.Toolchain) == 0 {
 		return "", nil
 	}
@@ -778,20 +767,27 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step) (string, error) {
 	if v, ok := b.tcCache[k]; ok {
 		return v, nil
 	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, s.Toolchain[0], s.Toolchain[1:]...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("step %s needs %s: `%s` failed: %v %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out.String()))
+	out, err := b.opts.Executor.Probe(ctx, Probe{Argv: s.Toolchain, Platform: pl, Base: runBase(base, b.plan.Base)})
+	if err != nil {
+		return "", fmt.Errorf("step %s needs %s: `%s` failed: %w %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out))
 	}
-	b.tcCache[k] = out.String()
+	b.tcCache[k] = out
 	if strings.Contains(strings.Join(s.Toolchain, " "), "node --version") && b.plan.Runtime["node"] != "" {
-		host := strings.TrimPrefix(strings.SplitN(strings.TrimSpace(out.String()), ".", 2)[0], "v")
+		host := strings.TrimPrefix(strings.SplitN(strings.TrimSpace(out), ".", 2)[0], "v")
 		if host != b.plan.Runtime["node"] {
 			b.logf("warning: this machine has Node.js %s but the image runs Node.js %s: native addons compiled here are built for Node.js %s's ABI and may fail to load; use Node.js %s here (or set engines.node / .nvmrc to %s)", host, b.plan.Runtime["node"], host, b.plan.Runtime["node"], host)
 		}
 	}
-	return out.String(), nil
+	return out, nil
+}
+
+// runBase is the base an executor sees: none for scratch and the builtin
+// static base, which hold no toolchain.
+func runBase(base v1.Image, ref string) v1.Image {
+	if ref == plan.BaseScratch || ref == plan.BaseStatic {
+		return nil
+	}
+	return base
 }
 
 // stage copies the context (after .dockerignore) into a private temporary

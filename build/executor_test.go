@@ -1,0 +1,264 @@
+package build_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/plan"
+)
+
+// fakeExecutor runs steps as Go functions instead of commands, so these
+// tests need no go, npm or python, and no shell either.
+type fakeExecutor struct {
+	mu     sync.Mutex
+	steps  map[string]func(r build.StepRun) error
+	probe  string
+	ran    []string
+	probes int
+}
+
+var _ build.Executor = (*fakeExecutor)(nil)
+
+func (f *fakeExecutor) Probe(_ context.Context, p build.Probe) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	return f.probe, nil
+}
+
+func (f *fakeExecutor) Run(_ context.Context, r build.StepRun) error {
+	f.mu.Lock()
+	f.ran = append(f.ran, r.Step.Name)
+	f.mu.Unlock()
+	return f.steps[r.Step.Name](r)
+}
+
+func (f *fakeExecutor) takeRan() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.ran
+	f.ran = nil
+	return r
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Node-shaped plan: production deps (a layer), dev deps (cache-only:
+// never shipped, put back for the build), a build that needs the dev
+// deps, and the sources.
+func stepPlan() *plan.Plan {
+	return &plan.Plan{
+		Provider: "test", Base: plan.BaseStatic, User: "65532:65532", WorkingDir: "/app",
+		Entrypoint: []string{"/app/dist/app"},
+		Steps: []plan.Step{
+			{Name: "deps", Run: []string{"install", "--production"}, Inputs: []string{"lock"}, Toolchain: []string{"tool", "--version"}, Output: ".out/deps"},
+			{Name: "devdeps", Run: []string{"install", "--dev"}, Inputs: []string{"lock"}, Output: ".out/dev"},
+			{Name: "build", Run: []string{"compile", "${TARGETARCH}"}, Needs: []string{"devdeps"}, Env: map[string]string{"ARCH": "${TARGETARCH}"}, Output: "dist"},
+		},
+		Layers: []plan.Layer{
+			{Name: "deps", From: "deps", Dest: "/app/node_modules"},
+			{Name: "dev", From: "devdeps", Dest: "/app/node_modules", CacheOnly: true},
+			{Name: "build", From: "build", Dest: "/app/dist"},
+			{Name: "app", From: plan.FromSource, Include: []string{"src", "lock"}, Dest: "/app"},
+		},
+	}
+}
+
+func TestExecutorSteps(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // nothing to run: every step is the fake's
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "dep@1\n")
+	writeFile(t, filepath.Join(dir, "src/index.js"), "v1")
+
+	var seenEnv, seenArgv []string
+	fake := &fakeExecutor{probe: "tool 1.0\n", steps: map[string]func(build.StepRun) error{
+		"deps": func(r build.StepRun) error {
+			return os.WriteFile(filepath.Join(mkdir(r.Dir, ".out/deps/dep"), "index.js"), []byte("prod"), 0o644)
+		},
+		"devdeps": func(r build.StepRun) error {
+			return os.WriteFile(filepath.Join(mkdir(r.Dir, ".out/dev/compiler"), "index.js"), []byte("dev"), 0o644)
+		},
+		"build": func(r build.StepRun) error {
+			seenEnv, seenArgv = r.Env, r.Argv
+			// Needs: the dev deps are in the staging copy, run or restored;
+			// the production deps (not needed) are not put back.
+			if _, err := os.Stat(filepath.Join(r.Dir, ".out/dev/compiler/index.js")); err != nil {
+				return fmt.Errorf("the dev deps this step needs are missing: %w", err)
+			}
+			src, err := os.ReadFile(filepath.Join(r.Dir, "src/index.js"))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(mkdir(r.Dir, "dist"), "app"), append([]byte("built:"), src...), 0o755)
+		},
+	}}
+	store, err := layers.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	build1 := func(p *plan.Plan) (v1.Image, *build.Report, string) {
+		t.Helper()
+		var log bytes.Buffer
+		res, rep, err := build.Build(t.Context(), dir, p, build.Options{
+			Platforms: []v1.Platform{amd64}, Store: store, Version: "test", Log: &log, Executor: fake,
+			SecretEnv: map[string]string{"TOKEN": "s3cr3t-value"},
+		})
+		if err != nil {
+			t.Fatalf("Build() = %v\n%s", err, log.String())
+		}
+		img := res.(v1.Image)
+		if err := validate.Image(img); err != nil {
+			t.Fatalf("validate.Image() = %v", err)
+		}
+		return img, rep, log.String()
+	}
+
+	img, rep, _ := build1(stepPlan())
+	if got := fake.takeRan(); !slices.Equal(got, []string{"deps", "devdeps", "build"}) {
+		t.Errorf("first build ran %v, want all three steps", got)
+	}
+	if fake.probes != 1 {
+		t.Errorf("toolchain probed %d times, want once", fake.probes)
+	}
+	if !slices.Equal(seenArgv, []string{"compile", "amd64"}) || !slices.Contains(seenEnv, "ARCH=amd64") {
+		t.Errorf("build step got argv %v, env %v; want the platform expanded", seenArgv, seenEnv)
+	}
+	files := imageFiles(t, img)
+	for _, f := range []string{"app/node_modules/dep/index.js", "app/dist/app", "app/src/index.js", "app/lock"} {
+		if _, ok := files[f]; !ok {
+			t.Errorf("image lacks /%s", f)
+		}
+	}
+	if _, ok := files["app/node_modules/compiler/index.js"]; ok {
+		t.Errorf("the cache-only dev deps were shipped")
+	}
+	names := []string{}
+	for _, l := range rep.Layers[amd64.String()] {
+		names = append(names, l.Name)
+	}
+	if !slices.Equal(names, []string{"deps", "build", "app"}) {
+		t.Errorf("layers = %v, want deps, build, app (no cache-only layer)", names)
+	}
+	d1, _ := img.Digest()
+
+	// Nothing changed: no step runs, same digest.
+	img, rep, log := build1(stepPlan())
+	if got := fake.takeRan(); len(got) != 0 || rep.StepsCached != 3 {
+		t.Errorf("unchanged rebuild ran %v (%d cached), want none", got, rep.StepsCached)
+	}
+	if d2, _ := img.Digest(); d2 != d1 {
+		t.Errorf("unchanged rebuild digest %s, want %s", d2, d1)
+	}
+	if strings.Contains(log, "s3cr3t-value") {
+		t.Errorf("a secret reached the log")
+	}
+
+	// A source change: the build runs again with the dev deps restored
+	// from the cache-only layer; the installs do not.
+	writeFile(t, filepath.Join(dir, "src/index.js"), "v2")
+	img, _, log = build1(stepPlan())
+	if got := fake.takeRan(); !slices.Equal(got, []string{"build"}) {
+		t.Errorf("source change ran %v, want only build", got)
+	}
+	if !strings.Contains(log, "step devdeps: put its cached output back") {
+		t.Errorf("log does not say the dev deps were put back:\n%s", log)
+	}
+	if got := string(imageFiles(t, img)["app/dist/app"]); got != "built:v2" {
+		t.Errorf("/app/dist/app = %q, want built:v2", got)
+	}
+
+	// A new toolchain version is a new cache key for the step probing it.
+	fake.probe = "tool 2.0\n"
+	build1(stepPlan())
+	if got := fake.takeRan(); !slices.Equal(got, []string{"deps"}) {
+		t.Errorf("toolchain change ran %v, want deps", got)
+	}
+
+	// A lockfile change reruns both installs and the build that needs one.
+	writeFile(t, filepath.Join(dir, "lock"), "dep@2\n")
+	build1(stepPlan())
+	if got := fake.takeRan(); !slices.Equal(got, []string{"deps", "devdeps", "build"}) {
+		t.Errorf("lockfile change ran %v, want all three", got)
+	}
+}
+
+func TestExecutorStepFailure(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "x")
+	boom := errors.New("exit status 3")
+	fake := &fakeExecutor{steps: map[string]func(build.StepRun) error{
+		"deps": func(r build.StepRun) error {
+			fmt.Fprintln(r.Output, "npm ERR! code E404 for left-pad")
+			return boom
+		},
+	}}
+	p := stepPlan()
+	p.Steps = p.Steps[:1]
+	p.Steps[0].Toolchain = nil
+	p.Steps[0].Errors = []plan.ErrorHint{{Pattern: `code E404 for (\S+)`, Message: "package ${1} is not in the registry; check its name"}}
+	p.Layers = p.Layers[:1]
+	store, _ := layers.NewStore(t.TempDir())
+	_, _, err := build.Build(t.Context(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
+	if err == nil || !strings.Contains(err.Error(), "package left-pad is not in the registry") {
+		t.Errorf("Build() = %v, want the step's error hint", err)
+	}
+	p.Steps[0].Errors = nil
+	_, _, err = build.Build(t.Context(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "step deps failed") {
+		t.Errorf("Build() = %v, want the step failure wrapped", err)
+	}
+}
+
+func mkdir(parts ...string) string {
+	d := filepath.Join(parts...)
+	os.MkdirAll(d, 0o755)
+	return d
+}
+
+func imageFiles(t *testing.T, img v1.Image) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = layers.Entries(rc, func(name string, h *tar.Header, body io.Reader) error {
+			b, err := io.ReadAll(body)
+			out[name] = b
+			return err
+		})
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
