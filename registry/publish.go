@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
 )
 
@@ -33,7 +33,7 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 //
 // referrers (SBOM artifacts whose subject is the result or one of its
 // images) are pushed after the result and before the tags.
-func (c *Client) Push(ctx context.Context, res build.Result, tags []name.Tag, referrers ...v1.Image) ([]name.Digest, error) {
+func (c *Client) Push(ctx context.Context, res builder.Result, tags []name.Tag, referrers ...v1.Image) ([]name.Digest, error) {
 	return c.PushSigned(ctx, res, tags, nil, referrers...)
 }
 
@@ -43,7 +43,7 @@ type Signer func(repo string) (map[string]v1.Image, error)
 
 // PushSigned is Push that also stores the signer's images (cosign
 // signatures and attestations) in each repository, before the tags move.
-func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.Tag, sign Signer, referrers ...v1.Image) ([]name.Digest, error) {
+func (c *Client) PushSigned(ctx context.Context, res builder.Result, tags []name.Tag, sign Signer, referrers ...v1.Image) ([]name.Digest, error) {
 	d, err := res.Digest()
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (c *Client) PushSigned(ctx context.Context, res build.Result, tags []name.T
 	return pushed, nil
 }
 
-func write(ref name.Reference, res build.Result, opts []remote.Option) error {
+func write(ref name.Reference, res builder.Result, opts []remote.Option) error {
 	switch r := res.(type) {
 	case v1.ImageIndex:
 		return remote.WriteIndex(ref, r, opts...)
@@ -119,7 +119,7 @@ func write(ref name.Reference, res build.Result, opts []remote.Option) error {
 //
 // referrers are added to the layout's index.json untagged, as the OCI
 // image layout keeps artifacts that refer to an image.
-func WriteLayout(dir string, res build.Result, tags []string, referrers ...v1.Image) error {
+func WriteLayout(dir string, res builder.Result, tags []string, referrers ...v1.Image) error {
 	if len(tags) == 0 {
 		tags = []string{name.DefaultTag}
 	}
@@ -147,7 +147,7 @@ func WriteLayout(dir string, res build.Result, tags []string, referrers ...v1.Im
 	return writeLayout(dir, res, tags, false, referrers)
 }
 
-func writeLayout(dir string, res build.Result, tags []string, fresh bool, referrers []v1.Image) error {
+func writeLayout(dir string, res builder.Result, tags []string, fresh bool, referrers []v1.Image) error {
 	var p layout.Path
 	var err error
 	if fresh {
@@ -255,7 +255,7 @@ func writeLayout(dir string, res build.Result, tags []string, fresh bool, referr
 // WriteTarball writes a docker-archive (what `docker save` writes and
 // `docker load` reads) with the given tags, through a temp file renamed
 // into place.
-func WriteTarball(file string, res build.Result, tags []name.Tag) error {
+func WriteTarball(file string, res builder.Result, tags []name.Tag) error {
 	img, ok := res.(v1.Image)
 	if !ok {
 		return fmt.Errorf("a docker-archive holds one platform's image; build one --platform for tar: output, or use oci: for several")

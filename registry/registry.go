@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 )
 
 // Client talks to registries with the user's credentials.
@@ -127,9 +127,9 @@ func SplitLayoutRef(s string) (dir, tag string) {
 	return s, ""
 }
 
-// Resolve implements build.BaseResolver for registry references and local
+// Resolve implements builder.BaseResolver for registry references and local
 // OCI layouts.
-func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, *build.BaseInfo, error) {
+func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, *builder.BaseInfo, error) {
 	if strings.HasPrefix(ref, LayoutPrefix) {
 		return resolveLayout(ref, p)
 	}
@@ -164,10 +164,10 @@ func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Ima
 	if err != nil {
 		return nil, nil, err
 	}
-	return img, &build.BaseInfo{Name: r.Name(), Digest: d}, nil
+	return img, &builder.BaseInfo{Name: r.Name(), Digest: d}, nil
 }
 
-func resolveLayout(ref string, p v1.Platform) (v1.Image, *build.BaseInfo, error) {
+func resolveLayout(ref string, p v1.Platform) (v1.Image, *builder.BaseInfo, error) {
 	dir, tag := SplitLayoutRef(ref)
 	lp, err := layout.FromPath(dir)
 	if err != nil {
@@ -220,7 +220,7 @@ func resolveLayout(ref string, p v1.Platform) (v1.Image, *build.BaseInfo, error)
 	}
 	// The layout's directory is machine-specific: record only its tag so
 	// the same base gives the same image anywhere.
-	return img, &build.BaseInfo{Name: d.Annotations["org.opencontainers.image.ref.name"], Digest: dig}, nil
+	return img, &builder.BaseInfo{Name: d.Annotations["org.opencontainers.image.ref.name"], Digest: dig}, nil
 }
 
 func imageForPlatform(idx v1.ImageIndex, p v1.Platform, ref string) (v1.Image, error) {

@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/builtin"
 	"github.com/packer-build/packer/internal/testutil"
@@ -45,7 +45,7 @@ func newRegistry(t *testing.T) string {
 }
 
 // buildFixture builds the go-server fixture, optionally on base.
-func buildFixture(t *testing.T, base string, c *registry.Client, platforms ...v1.Platform) build.Result {
+func buildFixture(t *testing.T, base string, c *registry.Client, platforms ...v1.Platform) builder.Result {
 	t.Helper()
 	testutil.NeedTool(t, "go", "install Go")
 	dir := testutil.CopyFixture(t, "go-server")
@@ -61,7 +61,7 @@ func buildFixture(t *testing.T, base string, c *registry.Client, platforms ...v1
 		platforms = []v1.Platform{amd64}
 	}
 	var log bytes.Buffer
-	res, _, err := build.Build(context.Background(), dir, p, build.Options{
+	res, _, err := builder.Build(context.Background(), dir, p, builder.Options{
 		Platforms: platforms, Store: store, Created: time.Unix(0, 0), Resolve: c.Resolve, Log: &log,
 	})
 	if err != nil {

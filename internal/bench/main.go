@@ -35,7 +35,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
 )
 
@@ -231,7 +231,7 @@ func koSuite(packer, fixture string, runs int) error {
 	tmp := mustTemp()
 	defer os.RemoveAll(tmp)
 	store, _ := layers.NewStore(filepath.Join(tmp, "base-store"))
-	base, err := build.StaticBase(store, time.Unix(0, 0), v1.Platform{OS: "linux", Architecture: "amd64"})
+	base, err := builder.StaticBase(store, time.Unix(0, 0), v1.Platform{OS: "linux", Architecture: "amd64"})
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/registry"
@@ -234,7 +234,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	defer redactor.Flush()
 
 	start := time.Now()
-	res, rep, err := build.Build(c.Context(), dir, p, build.Options{
+	res, rep, err := builder.Build(c.Context(), dir, p, builder.Options{
 		Platforms: platforms,
 		Store:     store,
 		NoCache:   o.noCache,
@@ -343,7 +343,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // guard fails the build, before anything is published, when a secret's
 // value appears in a layer packer wrote or in an image config or manifest;
 // the leaking blob is removed from the cache too.
-func guard(res build.Result, rep *build.Report, secrets buildargs.Secrets, platforms []v1.Platform, store *layers.Store) error {
+func guard(res builder.Result, rep *builder.Report, secrets buildargs.Secrets, platforms []v1.Platform, store *layers.Store) error {
 	if len(secrets) == 0 {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/sbom"
 )
 
@@ -46,7 +46,7 @@ func firstName(tags []name.Tag, dir string) string {
 
 // makeSBOMs scans each platform image and returns the SBOM artifacts (OCI
 // referrers) to publish with it, writing the files to dir when set.
-func makeSBOMs(res build.Result, platforms []v1.Platform, formats []string, dir string, created time.Time, imgName string, cache sbom.Cache, log io.Writer) ([]v1.Image, map[v1.Hash]map[string][]byte, error) {
+func makeSBOMs(res builder.Result, platforms []v1.Platform, formats []string, dir string, created time.Time, imgName string, cache sbom.Cache, log io.Writer) ([]v1.Image, map[v1.Hash]map[string][]byte, error) {
 	docs := map[v1.Hash]map[string][]byte{}
 	if len(formats) == 0 {
 		return nil, docs, nil

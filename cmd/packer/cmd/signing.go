@@ -6,7 +6,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
 )
@@ -14,7 +14,7 @@ import (
 // signerFor signs the result's digest and, for an index, each platform
 // image's (as cosign sign --recursive does), and attests each of them:
 // the SLSA provenance, and the SPDX and CycloneDX SBOMs of each image.
-func signerFor(ctx context.Context, key *sign.Signer, res build.Result, docs map[v1.Hash]map[string][]byte, info sign.BuildInfo) registry.Signer {
+func signerFor(ctx context.Context, key *sign.Signer, res builder.Result, docs map[v1.Hash]map[string][]byte, info sign.BuildInfo) registry.Signer {
 	return func(repo string) (map[string]v1.Image, error) {
 		top, err := res.Digest()
 		if err != nil {
@@ -67,7 +67,7 @@ func signerFor(ctx context.Context, key *sign.Signer, res build.Result, docs map
 	}
 }
 
-func baseAnnotation(res build.Result, key string) string {
+func baseAnnotation(res builder.Result, key string) string {
 	var img v1.Image
 	switch r := res.(type) {
 	case v1.Image:
@@ -88,10 +88,10 @@ func baseAnnotation(res build.Result, key string) string {
 	return m.Annotations[key]
 }
 
-func baseName(res build.Result) string {
+func baseName(res builder.Result) string {
 	return baseAnnotation(res, "org.opencontainers.image.base.name")
 }
 
-func baseDigest(res build.Result) string {
+func baseDigest(res builder.Result) string {
 	return baseAnnotation(res, "org.opencontainers.image.base.digest")
 }

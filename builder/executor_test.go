@@ -1,4 +1,4 @@
-package build_test
+package builder_test
 
 import (
 	"archive/tar"
@@ -17,7 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/plan"
 )
@@ -26,22 +26,22 @@ import (
 // tests need no go, npm or python, and no shell either.
 type fakeExecutor struct {
 	mu     sync.Mutex
-	steps  map[string]func(r build.StepRun) error
+	steps  map[string]func(r builder.StepRun) error
 	probe  string
 	ran    []string
 	probes int
 }
 
-var _ build.Executor = (*fakeExecutor)(nil)
+var _ builder.Executor = (*fakeExecutor)(nil)
 
-func (f *fakeExecutor) Probe(_ context.Context, p build.Probe) (string, error) {
+func (f *fakeExecutor) Probe(_ context.Context, p builder.Probe) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.probes++
 	return f.probe, nil
 }
 
-func (f *fakeExecutor) Run(_ context.Context, r build.StepRun) error {
+func (f *fakeExecutor) Run(_ context.Context, r builder.StepRun) error {
 	f.mu.Lock()
 	f.ran = append(f.ran, r.Step.Name)
 	f.mu.Unlock()
@@ -94,14 +94,14 @@ func TestExecutorSteps(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "src/index.js"), "v1")
 
 	var seenEnv, seenArgv []string
-	fake := &fakeExecutor{probe: "tool 1.0\n", steps: map[string]func(build.StepRun) error{
-		"deps": func(r build.StepRun) error {
+	fake := &fakeExecutor{probe: "tool 1.0\n", steps: map[string]func(builder.StepRun) error{
+		"deps": func(r builder.StepRun) error {
 			return os.WriteFile(filepath.Join(mkdir(r.Dir, ".out/deps/dep"), "index.js"), []byte("prod"), 0o644)
 		},
-		"devdeps": func(r build.StepRun) error {
+		"devdeps": func(r builder.StepRun) error {
 			return os.WriteFile(filepath.Join(mkdir(r.Dir, ".out/dev/compiler"), "index.js"), []byte("dev"), 0o644)
 		},
-		"build": func(r build.StepRun) error {
+		"build": func(r builder.StepRun) error {
 			seenEnv, seenArgv = r.Env, r.Argv
 			// Needs: the dev deps are in the staging copy, run or restored;
 			// the production deps (not needed) are not put back.
@@ -119,10 +119,10 @@ func TestExecutorSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build1 := func(p *plan.Plan) (v1.Image, *build.Report, string) {
+	build1 := func(p *plan.Plan) (v1.Image, *builder.Report, string) {
 		t.Helper()
 		var log bytes.Buffer
-		res, rep, err := build.Build(t.Context(), dir, p, build.Options{
+		res, rep, err := builder.Build(t.Context(), dir, p, builder.Options{
 			Platforms: []v1.Platform{amd64}, Store: store, Version: "test", Log: &log, Executor: fake,
 			SecretEnv: map[string]string{"TOKEN": "s3cr3t-value"},
 		})
@@ -209,8 +209,8 @@ func TestExecutorStepFailure(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "lock"), "x")
 	boom := errors.New("exit status 3")
-	fake := &fakeExecutor{steps: map[string]func(build.StepRun) error{
-		"deps": func(r build.StepRun) error {
+	fake := &fakeExecutor{steps: map[string]func(builder.StepRun) error{
+		"deps": func(r builder.StepRun) error {
 			fmt.Fprintln(r.Output, "npm ERR! code E404 for left-pad")
 			return boom
 		},
@@ -221,12 +221,12 @@ func TestExecutorStepFailure(t *testing.T) {
 	p.Steps[0].Errors = []plan.ErrorHint{{Pattern: `code E404 for (\S+)`, Message: "package ${1} is not in the registry; check its name"}}
 	p.Layers = p.Layers[:1]
 	store, _ := layers.NewStore(t.TempDir())
-	_, _, err := build.Build(t.Context(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
+	_, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
 	if err == nil || !strings.Contains(err.Error(), "package left-pad is not in the registry") {
 		t.Errorf("Build() = %v, want the step's error hint", err)
 	}
 	p.Steps[0].Errors = nil
-	_, _, err = build.Build(t.Context(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
+	_, _, err = builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "step deps failed") {
 		t.Errorf("Build() = %v, want the step failure wrapped", err)
 	}

@@ -1,4 +1,4 @@
-package build_test
+package builder_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/packer-build/packer/build"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/builtin"
 	"github.com/packer-build/packer/internal/testutil"
@@ -33,12 +33,12 @@ func planFor(t *testing.T, dir string) *plan.Plan {
 }
 
 type buildOut struct {
-	res    build.Result
-	report *build.Report
+	res    builder.Result
+	report *builder.Report
 	log    string
 }
 
-func doBuild(t *testing.T, dir, cache string, opts build.Options) buildOut {
+func doBuild(t *testing.T, dir, cache string, opts builder.Options) buildOut {
 	t.Helper()
 	testutil.NeedTool(t, "go", "install Go")
 	store, err := layers.NewStore(cache)
@@ -50,7 +50,7 @@ func doBuild(t *testing.T, dir, cache string, opts build.Options) buildOut {
 	if opts.Platforms == nil {
 		opts.Platforms = []v1.Platform{amd64}
 	}
-	res, rep, err := build.Build(context.Background(), dir, planFor(t, dir), opts)
+	res, rep, err := builder.Build(context.Background(), dir, planFor(t, dir), opts)
 	if err != nil {
 		t.Fatalf("Build() = %v\nlog:\n%s", err, log.String())
 	}
@@ -88,8 +88,8 @@ func TestReproducibleAcrossDirectoriesAndMtimes(t *testing.T) {
 	})
 	created := time.Unix(1700000000, 0).UTC()
 	// Separate caches, so the second build really runs go build again.
-	ra := doBuild(t, a, t.TempDir(), build.Options{Created: created})
-	rb := doBuild(t, b, t.TempDir(), build.Options{Created: created})
+	ra := doBuild(t, a, t.TempDir(), builder.Options{Created: created})
+	rb := doBuild(t, b, t.TempDir(), builder.Options{Created: created})
 	if ra.report.StepsRun != 1 || rb.report.StepsRun != 1 {
 		t.Fatalf("steps run = %d, %d; want both builds to run the build step", ra.report.StepsRun, rb.report.StepsRun)
 	}
@@ -102,7 +102,7 @@ func TestReproducibleAcrossDirectoriesAndMtimes(t *testing.T) {
 	}
 
 	t.Run("another SOURCE_DATE_EPOCH", func(t *testing.T) {
-		rc := doBuild(t, a, t.TempDir(), build.Options{Created: created.Add(time.Hour)})
+		rc := doBuild(t, a, t.TempDir(), builder.Options{Created: created.Add(time.Hour)})
 		imgC := rc.res.(v1.Image)
 		if got, want := strings.Join(layerDigests(t, imgC), ","), strings.Join(layerDigests(t, img), ","); got != want {
 			t.Errorf("layer digests moved with the creation time:\n%s\n%s", got, want)
@@ -121,7 +121,7 @@ func TestReproducibleAcrossDirectoriesAndMtimes(t *testing.T) {
 
 func TestImageConfig(t *testing.T) {
 	dir := testutil.CopyFixture(t, "go-server")
-	out := doBuild(t, dir, t.TempDir(), build.Options{Created: time.Unix(0, 0), Labels: map[string]string{"org.opencontainers.image.revision": "abc"}})
+	out := doBuild(t, dir, t.TempDir(), builder.Options{Created: time.Unix(0, 0), Labels: map[string]string{"org.opencontainers.image.revision": "abc"}})
 	img := out.res.(v1.Image)
 	cfg, err := img.ConfigFile()
 	if err != nil {
@@ -178,8 +178,8 @@ func TestImageConfig(t *testing.T) {
 func TestRebuilds(t *testing.T) {
 	dir := testutil.CopyFixture(t, "go-server")
 	cache := t.TempDir()
-	first := doBuild(t, dir, cache, build.Options{})
-	same := doBuild(t, dir, cache, build.Options{})
+	first := doBuild(t, dir, cache, builder.Options{})
+	same := doBuild(t, dir, cache, builder.Options{})
 	if same.report.StepsRun != 0 || same.report.StepsCached != 1 || !strings.Contains(same.log, "inputs unchanged, skipped") {
 		t.Errorf("no-change rebuild ran %d steps (cached %d); log:\n%s", same.report.StepsRun, same.report.StepsCached, same.log)
 	}
@@ -190,7 +190,7 @@ func TestRebuilds(t *testing.T) {
 	main := filepath.Join(dir, "main.go")
 	src, _ := os.ReadFile(main)
 	os.WriteFile(main, bytes.Replace(src, []byte("hello from packer"), []byte("hello again"), 1), 0o644)
-	changed := doBuild(t, dir, cache, build.Options{})
+	changed := doBuild(t, dir, cache, builder.Options{})
 	if changed.report.StepsRun != 1 {
 		t.Errorf("after editing main.go the build step ran %d times", changed.report.StepsRun)
 	}
@@ -209,7 +209,7 @@ func TestRebuilds(t *testing.T) {
 func TestMultiPlatformIndex(t *testing.T) {
 	dir := testutil.CopyFixture(t, "go-server")
 	arm64 := v1.Platform{OS: "linux", Architecture: "arm64"}
-	out := doBuild(t, dir, t.TempDir(), build.Options{Platforms: []v1.Platform{amd64, arm64}})
+	out := doBuild(t, dir, t.TempDir(), builder.Options{Platforms: []v1.Platform{amd64, arm64}})
 	idx, ok := out.res.(v1.ImageIndex)
 	if !ok {
 		t.Fatalf("result is %T, want an index", out.res)
@@ -248,7 +248,7 @@ func TestStepFailure(t *testing.T) {
 	testutil.NeedTool(t, "go", "install Go")
 	store, _ := layers.NewStore(t.TempDir())
 	var log bytes.Buffer
-	_, _, err := build.Build(context.Background(), dir, planFor(t, dir), build.Options{Platforms: []v1.Platform{amd64}, Store: store, Log: &log})
+	_, _, err := builder.Build(context.Background(), dir, planFor(t, dir), builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Log: &log})
 	if err == nil || !strings.Contains(err.Error(), "step build failed") {
 		t.Fatalf("Build() = %v", err)
 	}
@@ -278,7 +278,7 @@ func TestConcurrentBuildsShareCache(t *testing.T) {
 				results <- out{err: err}
 				return
 			}
-			res, _, err := build.Build(context.Background(), dir, p, build.Options{Platforms: []v1.Platform{amd64}, Store: store, Version: "test"})
+			res, _, err := builder.Build(context.Background(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Version: "test"})
 			if err != nil {
 				results <- out{err: err}
 				return

@@ -1,8 +1,8 @@
-// Package build executes a plan: it runs the plan's steps with the host
+// Package builder executes a plan: it runs the plan's steps with the host
 // toolchain in a staging copy of the context, writes each layer through the
 // layer store (skipping steps whose inputs are unchanged), and appends the
 // layers on the resolved base, one image per platform.
-package build
+package builder
 
 import (
 	"context"
