@@ -28,24 +28,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/plan"
 )
 
-// Result is an image or an index: the smallest interface both satisfy.
-type Result interface {
-	MediaType() (types.MediaType, error)
-	Size() (int64, error)
-	Digest() (v1.Hash, error)
-	RawManifest() ([]byte, error)
-}
+// Result is an image or an index (oci.Result).
+type Result = oci.Result
 
-// BaseInfo records which base an image was built on.
-type BaseInfo struct {
-	// Name is the reference as the user gave it, normalised.
-	Name string
-	// Digest of the manifest (or index) the name resolved to.
-	Digest v1.Hash
-}
+// BaseInfo records which base an image was built on (oci.BaseInfo).
+type BaseInfo = oci.BaseInfo
 
 // BaseResolver resolves a base reference to an image for one platform.
 // Implemented by the registry package for registry references and oci:
@@ -111,7 +102,7 @@ type builder struct {
 }
 
 // Build executes p for the context in dir.
-func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result, *Report, error) {
+func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Built, *Report, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -144,34 +135,44 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (Result,
 		}
 	}()
 
-	var imgs []v1.Image
+	var imgs []oci.Image
 	for _, pl := range opts.Platforms {
-		img, err := b.buildPlatform(ctx, pl)
+		img, info, err := b.buildPlatform(ctx, pl)
 		if err != nil {
 			if len(opts.Platforms) > 1 {
 				return nil, nil, fmt.Errorf("building for %s: %w", pl.String(), err)
 			}
 			return nil, nil, err
 		}
-		imgs = append(imgs, img)
+		imgs = append(imgs, oci.Image{Platform: pl, Image: img, Base: info})
 	}
+	res, err := assemble(imgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &oci.Built{Result: res, Images: imgs}, b.report, nil
+}
+
+// assemble is the one image, or an index of several (a Docker manifest
+// list when the images are Docker-typed, as their base was).
+func assemble(imgs []oci.Image) (Result, error) {
 	if len(imgs) == 1 {
-		return imgs[0], b.report, nil
+		return imgs[0].Image, nil
 	}
 	var adds []mutate.IndexAddendum
-	for i, img := range imgs {
-		pl := opts.Platforms[i]
-		mt, err := img.MediaType()
+	for _, img := range imgs {
+		mt, err := img.Image.MediaType()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{MediaType: mt, Platform: &pl}})
+		pl := img.Platform
+		adds = append(adds, mutate.IndexAddendum{Add: img.Image, Descriptor: v1.Descriptor{MediaType: mt, Platform: &pl}})
 	}
 	idxType := types.OCIImageIndex
-	if mt, _ := imgs[0].MediaType(); mt == types.DockerManifestSchema2 {
+	if mt, _ := imgs[0].Image.MediaType(); mt == types.DockerManifestSchema2 {
 		idxType = types.DockerManifestList
 	}
-	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, idxType), adds...), b.report, nil
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, idxType), adds...), nil
 }
 
 func (b *builder) logf(format string, args ...any) {
@@ -198,14 +199,14 @@ func (b *builder) noteSecrets() {
 	}
 }
 
-func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, error) {
+func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, *BaseInfo, error) {
 	base, info, err := b.base(ctx, pl)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	baseType, err := base.MediaType()
 	if err != nil {
-		return nil, fmt.Errorf("reading base image: %w", err)
+		return nil, nil, fmt.Errorf("reading base image: %w", err)
 	}
 	layerType := types.OCILayer
 	if baseType == types.DockerManifestSchema2 {
@@ -230,14 +231,14 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	var facts *baseFacts
 	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init) {
 		if facts, err = inspectBase(b.opts.Store, base); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if facts != nil && b.plan.User != "" {
 		if ents := userEntries(facts); ents != nil {
 			l, err := b.opts.Store.FromEntries(ents)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			b.logf("adding user %s (%d) to the base image", NonRootName, NonRootUID)
 			add("system", "packer: add user nonroot", l, false)
@@ -253,7 +254,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		case facts.Bash != "":
 			l, err := b.opts.Store.FromEntries(initEntries(facts.Bash))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			b.logf("the base has no tini: %s (a bash script) runs as PID 1, passes signals on and reaps orphaned processes", InitPath)
 			add("init", "packer: add "+InitPath, l, false)
@@ -268,7 +269,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	for _, s := range b.plan.Steps {
 		ls, cached, err := b.runStep(ctx, s, pl, base, &stagingDir, stepLayers, stepCached)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		stepLayers[s.Name], stepCached[s.Name] = ls, cached
 	}
@@ -276,11 +277,11 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		if l.From == plan.FromInline {
 			uid, gid, err := layers.ParseOwner(l.Owner)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ly, err := b.opts.Store.FromEntries(inlineEntries(l, uid, gid))
 			if err != nil {
-				return nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
+				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
 			add(l.Name, "packer: add "+strings.Join(slices.Sorted(maps.Keys(l.Files)), " ")+" → "+l.Dest, ly, false)
 			continue
@@ -288,27 +289,27 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		if l.From == plan.FromSource {
 			uid, gid, err := layers.ParseOwner(l.Owner)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ig, err := b.layerIgnore(b.ignore, l.Exclude)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			root := filepath.Join(b.dir, filepath.FromSlash(l.Root))
 			if l.Root != "" {
 				// The context's patterns are relative to its root; the
 				// secret rules hold everywhere.
 				if ig, err = layers.ContextIgnore(l.Exclude); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			files, err := layers.Collect(root, ig, existing(root, l.Include))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ly, hit, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid})
 			if err != nil {
-				return nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
+				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
 			add(l.Name, fmt.Sprintf("packer: COPY %s %s", strings.Join(l.Include, " "), l.Dest), ly, hit)
 			continue
@@ -324,11 +325,11 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	b.noteSecrets()
 	img, err := mutate.Append(base, adds...)
 	if err != nil {
-		return nil, fmt.Errorf("appending layers: %w", err)
+		return nil, nil, fmt.Errorf("appending layers: %w", err)
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("reading base image config: %w", err)
+		return nil, nil, fmt.Errorf("reading base image config: %w", err)
 	}
 	cfg = cfg.DeepCopy()
 	b.configure(cfg, pl)
@@ -344,13 +345,13 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ann := b.annotations(info); len(ann) > 0 {
 		img = mutate.Annotations(img, ann).(v1.Image)
 	}
 	b.report.Layers[pl.String()] = reports
-	return img, nil
+	return img, info, nil
 }
 
 // annotations are the manifest annotations: the base, the user's, and a

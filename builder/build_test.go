@@ -54,7 +54,7 @@ func doBuild(t *testing.T, dir, cache string, opts builder.Options) buildOut {
 	if err != nil {
 		t.Fatalf("Build() = %v\nlog:\n%s", err, log.String())
 	}
-	return buildOut{res, rep, log.String()}
+	return buildOut{res.Result, rep, log.String()}
 }
 
 func digest(t *testing.T, r interface{ Digest() (v1.Hash, error) }) string {

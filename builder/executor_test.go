@@ -129,7 +129,7 @@ func TestExecutorSteps(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Build() = %v\n%s", err, log.String())
 		}
-		img := res.(v1.Image)
+		img := res.Result.(v1.Image)
 		if err := validate.Image(img); err != nil {
 			t.Fatalf("validate.Image() = %v", err)
 		}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/packer-build/packer/builder"
+	"github.com/packer-build/packer/oci"
 )
 
 // Client talks to registries with the user's credentials.
@@ -129,7 +128,7 @@ func SplitLayoutRef(s string) (dir, tag string) {
 
 // Resolve implements builder.BaseResolver for registry references and local
 // OCI layouts.
-func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, *builder.BaseInfo, error) {
+func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Image, *oci.BaseInfo, error) {
 	if strings.HasPrefix(ref, LayoutPrefix) {
 		return resolveLayout(ref, p)
 	}
@@ -164,10 +163,10 @@ func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Ima
 	if err != nil {
 		return nil, nil, err
 	}
-	return img, &builder.BaseInfo{Name: r.Name(), Digest: d}, nil
+	return img, &oci.BaseInfo{Name: r.Name(), Digest: d}, nil
 }
 
-func resolveLayout(ref string, p v1.Platform) (v1.Image, *builder.BaseInfo, error) {
+func resolveLayout(ref string, p v1.Platform) (v1.Image, *oci.BaseInfo, error) {
 	dir, tag := SplitLayoutRef(ref)
 	lp, err := layout.FromPath(dir)
 	if err != nil {
@@ -220,7 +219,7 @@ func resolveLayout(ref string, p v1.Platform) (v1.Image, *builder.BaseInfo, erro
 	}
 	// The layout's directory is machine-specific: record only its tag so
 	// the same base gives the same image anywhere.
-	return img, &builder.BaseInfo{Name: d.Annotations["org.opencontainers.image.ref.name"], Digest: dig}, nil
+	return img, &oci.BaseInfo{Name: d.Annotations["org.opencontainers.image.ref.name"], Digest: dig}, nil
 }
 
 func imageForPlatform(idx v1.ImageIndex, p v1.Platform, ref string) (v1.Image, error) {
@@ -274,9 +273,4 @@ func explain(what, reg string, err error) error {
 		return fmt.Errorf("%s: cannot reach registry %s: %v; check the address and that it is running (plain HTTP registries need --insecure-registry %s)", what, reg, err, reg)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// ensureDir makes sure the parent of p exists.
-func ensureDir(p string) error {
-	return os.MkdirAll(filepath.Dir(p), 0o755)
 }

@@ -17,9 +17,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,8 +28,9 @@ import (
 	"github.com/packer-build/packer/detect/builtin"
 	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/oci"
+	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
-	"github.com/packer-build/packer/sbom"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -67,7 +66,7 @@ func buildFixture(t *testing.T, base string, c *registry.Client, platforms ...v1
 	if err != nil {
 		t.Fatalf("Build() = %v\n%s", err, log.String())
 	}
-	return res
+	return res.Result
 }
 
 func TestPushAndPullBack(t *testing.T) {
@@ -82,7 +81,7 @@ func TestPushAndPullBack(t *testing.T) {
 		}
 		tags = append(tags, tag)
 	}
-	pushed, err := c.Push(context.Background(), res, tags)
+	pushed, err := c.Push(context.Background(), res, tags, oci.Attachments{})
 	if err != nil {
 		t.Fatalf("Push() = %v", err)
 	}
@@ -109,7 +108,7 @@ func TestPushIndex(t *testing.T) {
 	c := &registry.Client{}
 	res := buildFixture(t, "", c, amd64, v1.Platform{OS: "linux", Architecture: "arm64"})
 	tag, _ := c.ParseTag(host + "/multi:v1")
-	if _, err := c.Push(context.Background(), res, []name.Tag{tag}); err != nil {
+	if _, err := c.Push(context.Background(), res, []name.Tag{tag}, oci.Attachments{}); err != nil {
 		t.Fatalf("Push() = %v", err)
 	}
 	idx, err := remote.Index(tag)
@@ -125,7 +124,7 @@ func TestPushUnreachable(t *testing.T) {
 	c := &registry.Client{}
 	res := buildFixture(t, "", c)
 	tag, _ := c.ParseTag("127.0.0.1:1/nothing:here")
-	_, err := c.Push(context.Background(), res, []name.Tag{tag})
+	_, err := c.Push(context.Background(), res, []name.Tag{tag}, oci.Attachments{})
 	if err == nil || !strings.Contains(err.Error(), "cannot reach registry 127.0.0.1:1") {
 		t.Fatalf("Push() = %v", err)
 	}
@@ -155,7 +154,7 @@ func TestBaseFromRegistryAndLayout(t *testing.T) {
 	baseDigest, _ := base.Digest()
 
 	layoutDir := filepath.Join(t.TempDir(), "base-layout")
-	if err := registry.WriteLayout(layoutDir, base, []string{"distro"}); err != nil {
+	if err := publish.WriteLayout(layoutDir, base, []string{"distro"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,111 +206,4 @@ func TestBaseFromRegistryAndLayout(t *testing.T) {
 			t.Errorf("Resolve(wrong platform) = %v", err)
 		}
 	})
-}
-
-func TestLayoutAndTarball(t *testing.T) {
-	c := &registry.Client{}
-	res := buildFixture(t, "", c)
-	want, _ := res.Digest()
-	dir := filepath.Join(t.TempDir(), "out")
-	if err := registry.WriteLayout(dir, res, []string{"v1"}); err != nil {
-		t.Fatal(err)
-	}
-	// Writing again with another tag adds it; the same tag is replaced.
-	if err := registry.WriteLayout(dir, res, []string{"v1", "v2"}); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, _ := idx.IndexManifest()
-	if len(im.Manifests) != 2 {
-		t.Fatalf("index.json has %d entries, want v1 and v2", len(im.Manifests))
-	}
-	for _, d := range im.Manifests {
-		if d.Digest != want {
-			t.Errorf("%s → %s, want %s", d.Annotations["org.opencontainers.image.ref.name"], d.Digest, want)
-		}
-		img, _ := idx.Image(d.Digest)
-		if err := validate.Image(img); err != nil {
-			t.Errorf("validate.Image() = %v", err)
-		}
-	}
-
-	notLayout := t.TempDir()
-	os.WriteFile(filepath.Join(notLayout, "precious.txt"), []byte("keep"), 0o644)
-	if err := registry.WriteLayout(notLayout, res, nil); err == nil {
-		t.Errorf("WriteLayout into a non-layout directory succeeded")
-	}
-	if b, _ := os.ReadFile(filepath.Join(notLayout, "precious.txt")); string(b) != "keep" {
-		t.Errorf("user file modified")
-	}
-
-	tarPath := filepath.Join(t.TempDir(), "img.tar")
-	tag, _ := name.NewTag("hello:v1")
-	if err := registry.WriteTarball(tarPath, res, []name.Tag{tag}); err != nil {
-		t.Fatal(err)
-	}
-	img, err := tarball.ImageFromPath(tarPath, &tag)
-	if err != nil {
-		t.Fatalf("reading the docker-archive back: %v", err)
-	}
-	if err := validate.Image(img); err != nil {
-		t.Errorf("validate.Image(tarball) = %v", err)
-	}
-	cn, _ := img.ConfigName()
-	wantCN, _ := res.(v1.Image).ConfigName()
-	if cn != wantCN {
-		t.Errorf("tarball config %s, want %s", cn, wantCN)
-	}
-}
-
-func TestLayoutReferrersFollowTheirImage(t *testing.T) {
-	mk := func(seed string) (v1.Image, v1.Image) {
-		img, _ := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Env: []string{"SEED=" + seed}}, RootFS: v1.RootFS{Type: "layers"}})
-		d, _ := partial.Descriptor(img)
-		ref, err := sbom.Artifact(*d, sbom.SPDXType, []byte(`{"seed":"`+seed+`"}`), "sbom.spdx.json", time.Unix(0, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img, ref
-	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	a, ra := mk("a")
-	b, rb := mk("b")
-	if err := registry.WriteLayout(dir, a, []string{"v1", "keep"}, ra); err != nil {
-		t.Fatal(err)
-	}
-	if err := registry.WriteLayout(dir, b, []string{"v1"}, rb); err != nil {
-		t.Fatal(err)
-	}
-	entries := 0
-	digests := func() map[string]string {
-		idx, _ := layout.ImageIndexFromPath(dir)
-		im, _ := idx.IndexManifest()
-		entries = len(im.Manifests)
-		out := map[string]string{}
-		for _, d := range im.Manifests {
-			out[d.Digest.String()] += d.Annotations["org.opencontainers.image.ref.name"] + "|" + d.ArtifactType + ";"
-		}
-		return out
-	}
-	got := digests()
-	dra, _ := ra.Digest()
-	if _, ok := got[dra.String()]; !ok {
-		t.Errorf("a's SBOM was dropped while tag keep still points at a: %v", got)
-	}
-	// Retag keep too: now a has no tag and its SBOM goes.
-	if err := registry.WriteLayout(dir, b, []string{"keep"}, rb); err != nil {
-		t.Fatal(err)
-	}
-	got = digests()
-	if _, ok := got[dra.String()]; ok {
-		t.Errorf("a's SBOM stayed after a lost its tags: %v", got)
-	}
-	drb, _ := rb.Digest()
-	if got[drb.String()] != "|application/spdx+json;" || entries != 3 {
-		t.Errorf("index = %v (%d entries), want b (v1, keep) and its SBOM", got, entries)
-	}
 }

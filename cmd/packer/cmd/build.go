@@ -2,15 +2,12 @@ package cmd
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,9 +16,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/pipeline"
+	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
 )
@@ -48,11 +46,9 @@ type buildOptions struct {
 	fulcioURL string
 	rekorURL  string
 	tlog      bool
-}
 
-type output struct {
-	kind string // "oci", "tar", "registry"
-	path string
+	tlogSet     bool   // --tlog-upload given explicitly
+	createdFrom string // where the creation time came from, for the log
 }
 
 func newBuild(ro *rootOptions) *cobra.Command {
@@ -75,6 +71,7 @@ Outputs (-o, repeatable):
 			if len(args) == 1 {
 				dir = args[0]
 			}
+			o.tlogSet = c.Flags().Changed("tlog-upload")
 			return o.run(c, ro, dir)
 		},
 	}
@@ -101,238 +98,25 @@ Outputs (-o, repeatable):
 
 func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error {
 	log := ro.logWriter(c)
-	client := &registry.Client{Insecure: o.insecure}
-
-	// Everything the user typed is checked before any work is done.
-	p, settings, err := o.makePlan(c, dir)
+	req, err := o.request(c, dir)
 	if err != nil {
 		return err
 	}
-	platformSpec := o.platforms
-	if !c.Flags().Changed("platform") && settings.Platforms != nil {
-		platformSpec = strings.Join(settings.Platforms, ",")
-	}
-	platforms, err := ParsePlatforms(platformSpec)
+	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", req.Plan.Provider, dir, platformList(req.Platforms), req.Plan.Base, req.Created.UTC().Format(time.RFC3339), o.createdFrom)
+	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, req.Plan.Exclude...), ", "))
+	req.Log = prefixWriter(log)
+	res, err := pipeline.Run(c.Context(), *req)
 	if err != nil {
 		return err
 	}
-	formats, err := parseSBOMFormats(o.sboms)
-	if err != nil {
-		return err
-	}
-	var signer registry.Signer
-	var signKey *sign.Signer
-	if o.signKey != "" || o.keyless {
-		flag := "--sign-key"
-		if o.keyless {
-			flag = "--sign-keyless"
-		}
-		if o.signKey != "" && o.keyless {
-			return fmt.Errorf("--sign-key and --sign-keyless both given; sign with one of them")
-		}
-		pushes := false
-		for _, out := range outs0(o.outputs, o.push) {
-			pushes = pushes || out == "registry"
-		}
-		if !pushes {
-			return fmt.Errorf("%s signs images pushed to a registry (cosign verifies them there); add --push", flag)
-		}
-	}
-	if o.signKey != "" {
-		key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
-		if err != nil {
-			return err
-		}
-		signKey = sign.KeySigner(key)
-		if c.Flags().Changed("tlog-upload") && o.tlog {
-			signKey.Tlog = &sign.Rekor{URL: o.rekorURL}
-		}
-	}
-	if o.keyless {
-		// Where the token comes from is checked now, so a build that cannot
-		// sign fails before it starts; the token (GitHub's lives minutes)
-		// and the certificate (ten minutes) are fetched after the build.
-		if _, err := sign.TokenSource(o.idToken, os.Getenv); err != nil {
-			return err
-		}
-	}
-	var secrets buildargs.Secrets
-	for _, s := range o.secrets {
-		sec, err := buildargs.ParseSecret(s, os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		secrets = append(secrets, sec)
-	}
-	var tags []name.Tag
-	var tagIDs []string
-	for _, t := range o.tags {
-		tag, err := client.ParseTag(t)
-		if err != nil {
-			return err
-		}
-		tags = append(tags, tag)
-		tagIDs = append(tagIDs, tag.TagStr())
-	}
-	outs, err := parseOutputs(o.outputs, o.push, dir)
-	if err != nil {
-		return err
-	}
-	for _, out := range outs {
-		switch out.kind {
-		case "registry":
-			if len(tags) == 0 {
-				return fmt.Errorf("--push needs at least one -t REGISTRY/NAME[:TAG] to push to")
-			}
-		case "tar":
-			if len(platforms) > 1 {
-				return fmt.Errorf("tar:%s holds one platform's image; build one --platform, or use oci:DIR for %d platforms", out.path, len(platforms))
-			}
-			if len(tags) == 0 {
-				return fmt.Errorf("tar:%s needs a name for docker load; pass -t NAME[:TAG]", out.path)
-			}
-		case "oci":
-			if err := checkLayoutDest(out.path); err != nil {
-				return err
-			}
-		}
-	}
-
-	// Outputs inside the context must not feed the next build.
-	for _, out := range outs {
-		if rel, ok := inside(dir, out.path); ok {
-			p.Exclude = append(p.Exclude, rel)
-		}
-	}
-	created, createdFrom, err := creationTime(dir)
-	if err != nil {
-		return err
-	}
-	cacheDir := o.cacheDir
-	if cacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("finding a cache directory: %w; pass --cache-dir", err)
-		}
-		cacheDir = filepath.Join(base, "packer")
-	}
-	store, err := layers.NewStore(cacheDir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", p.Provider, dir, platformList(platforms), p.Base, created.UTC().Format(time.RFC3339), createdFrom)
-	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, p.Exclude...), ", "))
-	if short := secrets.Unguarded(); len(short) > 0 {
-		fmt.Fprintf(log, "packer: warning: secrets %s are shorter than %d bytes; the leak guard cannot look for them\n", strings.Join(short, ", "), buildargs.MinGuardedLen)
-	}
-	secretEnv, unmount, err := secrets.Mount()
-	if err != nil {
-		return fmt.Errorf("preparing secrets for the build steps: %w", err)
-	}
-	defer unmount()
-	redactor := secrets.Redact(prefixWriter(log))
-	defer redactor.Flush()
-
-	start := time.Now()
-	res, rep, err := builder.Build(c.Context(), dir, p, builder.Options{
-		Platforms: platforms,
-		Store:     store,
-		NoCache:   o.noCache,
-		Created:   created,
-		Resolve:   client.Resolve,
-		Labels:    gitLabels(dir),
-		Version:   version(),
-		Log:       redactor,
-		SecretEnv: secretEnv,
-	})
-	if err != nil {
-		return err
-	}
-	if err := guard(res, rep, secrets, platforms, store); err != nil {
-		return err
-	}
-	referrers, sbomDocs, err := makeSBOMs(res, platforms, formats, o.sbomDir, created, firstName(tags, dir), store, log)
-	if err != nil {
-		return err
-	}
-	if o.keyless {
-		idToken, from, err := sign.IdentityToken(c.Context(), o.idToken, os.Getenv)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(log, "packer: keyless signing with the OIDC token from %s\n", from)
-		var tlog *sign.Rekor
-		if o.tlog {
-			tlog = &sign.Rekor{URL: o.rekorURL}
-		}
-		if signKey, err = sign.Keyless(c.Context(), o.fulcioURL, idToken, tlog); err != nil {
-			return err
-		}
-		id, iss := signKey.Identity()
-		fmt.Fprintf(log, "packer: Fulcio certified %s (issuer %s)\n", id, iss)
-	}
-	if signKey != nil {
-		signer = signerFor(c.Context(), signKey, res, sbomDocs, sign.BuildInfo{
-			BuilderVersion: version(), Provider: p.Provider, Platforms: strings.Split(platformList(platforms), ","),
-			BuildArgNames: slices.Sorted(maps.Keys(p.BuildArgs)), Created: created,
-			Source: gitLabels(dir)["org.opencontainers.image.source"], Revision: gitLabels(dir)["org.opencontainers.image.revision"],
-			BaseName: baseName(res), BaseDigest: baseDigest(res),
-		})
-	}
-	digest, err := res.Digest()
-	if err != nil {
-		return err
-	}
-	for _, pl := range platforms {
-		for _, l := range rep.Layers[pl.String()] {
-			state := "new"
-			if l.Cached {
-				state = "cached"
-			}
-			fmt.Fprintf(log, "packer: %s layer %-8s %s %8s %s\n", pl.String(), l.Name, l.Digest.Hex[:12], humanSize(l.Size), state)
-		}
-	}
-	fmt.Fprintf(log, "packer: built %s in %s (%d steps run, %d skipped)\n", digest, time.Since(start).Round(time.Millisecond), rep.StepsRun, rep.StepsCached)
-
 	var results []string
-	for _, out := range outs {
-		switch out.kind {
-		case "oci":
-			if err := registry.WriteLayout(out.path, res, tagIDs, referrers...); err != nil {
-				return err
-			}
-			fmt.Fprintf(log, "packer: wrote OCI layout %s\n", out.path)
-		case "tar":
-			if err := registry.WriteTarball(out.path, res, tags); err != nil {
-				return err
-			}
-			fmt.Fprintf(log, "packer: wrote docker-archive %s (docker load -i %s)\n", out.path, out.path)
-			if len(referrers) > 0 && o.sbomDir == "" {
-				fmt.Fprintf(log, "packer: a docker-archive cannot carry the SBOM; pass --sbom-dir DIR to keep it\n")
-			}
-		case "registry":
-			pushed, err := client.PushSigned(c.Context(), res, tags, signer, referrers...)
-			if err != nil {
-				return err
-			}
-			for _, d := range pushed {
-				results = append(results, d.String())
-			}
-			for _, t := range tags {
-				fmt.Fprintf(log, "packer: pushed %s\n", t.String())
-			}
-			if signer != nil {
-				how := "--key cosign.pub"
-				if signKey.Cert != nil {
-					id, iss := signKey.Identity()
-					how = fmt.Sprintf("--certificate-identity %s --certificate-oidc-issuer %s", id, iss)
-				}
-				fmt.Fprintf(log, "packer: signed %s (cosign verify %s)\n", digest, how)
-			}
+	for _, p := range res.Published {
+		for _, d := range p.Refs {
+			results = append(results, d.String())
 		}
 	}
 	if len(results) == 0 {
-		results = []string{digest.String()}
+		results = []string{res.Digest.String()}
 	}
 	for _, r := range results {
 		fmt.Fprintln(c.OutOrStdout(), r)
@@ -340,103 +124,126 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	return nil
 }
 
-// guard fails the build, before anything is published, when a secret's
-// value appears in a layer packer wrote or in an image config or manifest;
-// the leaking blob is removed from the cache too.
-func guard(res builder.Result, rep *builder.Report, secrets buildargs.Secrets, platforms []v1.Platform, store *layers.Store) error {
-	if len(secrets) == 0 {
-		return nil
-	}
-	images := map[string]v1.Image{}
-	switch r := res.(type) {
-	case v1.Image:
-		images[platforms[0].String()] = r
-	case v1.ImageIndex:
-		im, err := r.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, d := range im.Manifests {
-			img, err := r.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			images[d.Platform.String()] = img
-		}
-	}
-	for _, pl := range platforms {
-		ours := map[v1.Hash]string{}
-		for _, l := range rep.Layers[pl.String()] {
-			ours[l.Digest] = l.Name
-		}
-		if err := secrets.Guard(images[pl.String()], ours); err != nil {
-			var leak *buildargs.LeakError
-			if errors.As(err, &leak) {
-				for d, name := range ours {
-					if "layer "+name == leak.Where {
-						store.Remove(d)
-					}
-				}
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// outs0 lists output kinds as the flags give them (for early checks).
-func outs0(specs []string, push bool) []string {
-	var out []string
-	for _, s := range specs {
-		k, _, _ := strings.Cut(s, ":")
-		out = append(out, k)
-	}
-	if push {
-		out = append(out, "registry")
-	}
-	return out
-}
-
-func parseOutputs(specs []string, push bool, dir string) ([]output, error) {
-	var outs []output
-	for _, s := range specs {
-		switch {
-		case s == "registry":
-			outs = append(outs, output{kind: "registry"})
-		case strings.HasPrefix(s, "oci:") && len(s) > 4:
-			outs = append(outs, output{kind: "oci", path: s[4:]})
-		case strings.HasPrefix(s, "tar:") && len(s) > 4:
-			outs = append(outs, output{kind: "tar", path: s[4:]})
-		default:
-			return nil, fmt.Errorf("invalid --output %q; use oci:DIR, tar:FILE or registry", s)
-		}
-	}
-	if push {
-		outs = append(outs, output{kind: "registry"})
-	}
-	if len(outs) == 0 {
-		outs = append(outs, output{kind: "oci", path: filepath.Join(dir, DefaultOutputDir)})
-	}
-	return outs, nil
-}
-
-// checkLayoutDest refuses an existing non-empty directory that is not an
-// OCI layout, before anything is built.
-func checkLayoutDest(dir string) error {
-	st, err := os.Stat(dir)
+// request maps the flags (and packer.toml, and the environment) to a
+// pipeline request. Everything the user typed is checked here, before
+// any work is done.
+func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
+	client := &registry.Client{Insecure: o.insecure}
+	p, settings, err := o.makePlan(c, dir)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("oci:%s is a file; choose a directory for the OCI layout", dir)
+	platformSpec := o.platforms
+	if !c.Flags().Changed("platform") && settings.Platforms != nil {
+		platformSpec = strings.Join(settings.Platforms, ",")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		return nil
+	platforms, err := ParsePlatforms(platformSpec)
+	if err != nil {
+		return nil, err
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
-		return fmt.Errorf("oci:%s exists and is not an OCI layout; choose an empty or new directory", dir)
+	formats, err := parseSBOMFormats(o.sboms)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	var tags []name.Tag
+	for _, t := range o.tags {
+		tag, err := client.ParseTag(t)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, tag)
+	}
+	pubs, err := publish.Parse(o.outputs, o.push, publish.Target{Client: client, Tags: tags, DefaultLayout: filepath.Join(dir, DefaultOutputDir)})
+	if err != nil {
+		return nil, err
+	}
+	signer, err := o.signer(publish.Pushes(pubs))
+	if err != nil {
+		return nil, err
+	}
+	var secrets buildargs.Secrets
+	for _, s := range o.secrets {
+		sec, err := buildargs.ParseSecret(s, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, sec)
+	}
+	for _, pub := range pubs {
+		if err := pub.Check(len(platforms)); err != nil {
+			return nil, err
+		}
+		// Outputs inside the context must not feed the next build.
+		if l, ok := pub.(publish.Local); ok {
+			if rel, ok := inside(dir, l.Path()); ok {
+				p.Exclude = append(p.Exclude, rel)
+			}
+		}
+	}
+	created, createdFrom, err := creationTime(dir)
+	if err != nil {
+		return nil, err
+	}
+	o.createdFrom = createdFrom
+	cacheDir := o.cacheDir
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("finding a cache directory: %w; pass --cache-dir", err)
+		}
+		cacheDir = filepath.Join(base, "packer")
+	}
+	store, err := layers.NewStore(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	labels := gitLabels(dir)
+	return &pipeline.Request{
+		Dir: dir, Plan: p, Platforms: platforms, Secrets: secrets, Publishers: pubs,
+		SBOM:   pipeline.SBOMOptions{Formats: formats, Dir: o.sbomDir, Name: firstName(tags, dir)},
+		Signer: signer, Source: labels["org.opencontainers.image.source"], Revision: labels["org.opencontainers.image.revision"],
+		Created: created, Store: store, Resolve: client.Resolve, Labels: labels, Version: version(), NoCache: o.noCache,
+	}, nil
+}
+
+// signer checks the signing flags and returns the pipeline's signer (nil
+// when unsigned).
+func (o *buildOptions) signer(pushes bool) (pipeline.Signer, error) {
+	if o.signKey == "" && !o.keyless {
+		return nil, nil
+	}
+	flag := "--sign-key"
+	if o.keyless {
+		flag = "--sign-keyless"
+	}
+	if o.signKey != "" && o.keyless {
+		return nil, fmt.Errorf("--sign-key and --sign-keyless both given; sign with one of them")
+	}
+	if !pushes {
+		return nil, fmt.Errorf("%s signs images pushed to a registry (cosign verifies them there); add --push", flag)
+	}
+	if o.keyless {
+		// Where the token comes from is checked now, so a build that cannot
+		// sign fails before it starts; the token (GitHub's lives minutes)
+		// and the certificate (ten minutes) are fetched after the build.
+		if _, err := sign.TokenSource(o.idToken, os.Getenv); err != nil {
+			return nil, err
+		}
+		k := pipeline.Keyless{Token: o.idToken, Getenv: os.Getenv, FulcioURL: o.fulcioURL}
+		if o.tlog {
+			k.Tlog = &sign.Rekor{URL: o.rekorURL}
+		}
+		return k, nil
+	}
+	key, err := sign.LoadKey(o.signKey, []byte(os.Getenv("COSIGN_PASSWORD")))
+	if err != nil {
+		return nil, err
+	}
+	s := sign.KeySigner(key)
+	if o.tlogSet && o.tlog {
+		s.Tlog = &sign.Rekor{URL: o.rekorURL}
+	}
+	return pipeline.Key{Key: s}, nil
 }
 
 // inside returns p relative to dir when p lies inside dir.
@@ -537,12 +344,25 @@ func gitLabels(dir string) map[string]string {
 	return labels
 }
 
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fkB", float64(n)/(1<<10))
+func parseSBOMFormats(s string) ([]string, error) {
+	if s == "none" || s == "" {
+		return nil, nil
 	}
-	return fmt.Sprintf("%dB", n)
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if _, ok := pipeline.SBOMTypes[f]; !ok {
+			return nil, fmt.Errorf("invalid --sbom %q: use spdx, cyclonedx, both comma separated, or none", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func firstName(tags []name.Tag, dir string) string {
+	if len(tags) > 0 {
+		return strings.TrimSuffix(tags[0].String(), ":"+tags[0].TagStr())
+	}
+	abs, _ := filepath.Abs(dir)
+	return filepath.Base(abs)
 }

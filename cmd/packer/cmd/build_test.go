@@ -44,22 +44,6 @@ func TestParsePlatforms(t *testing.T) {
 	}
 }
 
-func TestParseOutputs(t *testing.T) {
-	outs, err := parseOutputs(nil, false, "app")
-	if err != nil || len(outs) != 1 || outs[0].kind != "oci" || outs[0].path != filepath.Join("app", DefaultOutputDir) {
-		t.Errorf("default outputs = %+v, %v", outs, err)
-	}
-	outs, err = parseOutputs([]string{"oci:a", "tar:b.tar"}, true, ".")
-	if err != nil || len(outs) != 3 || outs[2].kind != "registry" {
-		t.Errorf("outputs = %+v, %v", outs, err)
-	}
-	for _, bad := range []string{"oci:", "docker", "zip:x"} {
-		if _, err := parseOutputs([]string{bad}, false, "."); err == nil {
-			t.Errorf("parseOutputs(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestCreationTime(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")

@@ -3,123 +3,173 @@ package cmd
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
 
-	"github.com/packer-build/packer/builder"
-	"github.com/packer-build/packer/sbom"
+	"github.com/packer-build/packer/pipeline"
+	"github.com/packer-build/packer/registry"
 )
 
-var sbomTypes = map[string]struct{ mediaType, ext string }{
-	"spdx":      {sbom.SPDXType, "spdx.json"},
-	"cyclonedx": {sbom.CycloneDXType, "cdx.json"},
-}
-
-func parseSBOMFormats(s string) ([]string, error) {
-	if s == "none" || s == "" {
-		return nil, nil
-	}
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if _, ok := sbomTypes[f]; !ok {
-			return nil, fmt.Errorf("invalid --sbom %q: use spdx, cyclonedx, both comma separated, or none", f)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-func firstName(tags []name.Tag, dir string) string {
-	if len(tags) > 0 {
-		return strings.TrimSuffix(tags[0].String(), ":"+tags[0].TagStr())
-	}
-	abs, _ := filepath.Abs(dir)
-	return filepath.Base(abs)
-}
-
-// makeSBOMs scans each platform image and returns the SBOM artifacts (OCI
-// referrers) to publish with it, writing the files to dir when set.
-func makeSBOMs(res builder.Result, platforms []v1.Platform, formats []string, dir string, created time.Time, imgName string, cache sbom.Cache, log io.Writer) ([]v1.Image, map[v1.Hash]map[string][]byte, error) {
-	docs := map[v1.Hash]map[string][]byte{}
-	if len(formats) == 0 {
-		return nil, docs, nil
-	}
-	type target struct {
-		img  v1.Image
-		desc *v1.Descriptor
-		pl   string
-	}
-	var targets []target
-	switch r := res.(type) {
-	case v1.Image:
-		d, err := partial.Descriptor(r)
-		if err != nil {
-			return nil, nil, err
-		}
-		targets = append(targets, target{r, d, platforms[0].String()})
-	case v1.ImageIndex:
-		im, err := r.IndexManifest()
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, d := range im.Manifests {
-			img, err := r.Image(d.Digest)
+func newSBOM(ro *rootOptions) *cobra.Command {
+	var format, platform string
+	var insecure []string
+	c := &cobra.Command{
+		Use:   "sbom IMAGE",
+		Short: "Print the SBOM attached to an image (a registry reference or oci:DIR[:TAG])",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ft, ok := pipeline.SBOMTypes[format]
+			if !ok {
+				return fmt.Errorf("invalid --format %q: use spdx or cyclonedx", format)
+			}
+			client := &registry.Client{Insecure: insecure}
+			subject, referrers, fetch, err := resolveReferrers(c, client, args[0], platform)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
-			dd := d
-			targets = append(targets, target{img, &dd, d.Platform.String()})
-		}
-	}
-	if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("--sbom-dir: %w", err)
-		}
-	}
-	var out []v1.Image
-	for _, t := range targets {
-		comps, err := sbom.Scan(t.img, cache)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
-		}
-		sub := sbom.Subject{Name: imgName, Digest: t.desc.Digest.String(), Created: created, Tool: "packer " + version()}
-		for _, f := range formats {
-			var doc []byte
-			if f == "spdx" {
-				doc, err = sbom.SPDX(sub, comps)
-			} else {
-				doc, err = sbom.CycloneDX(sub, comps)
-			}
+			im, err := referrers.IndexManifest()
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
-			file := "sbom." + sbomTypes[f].ext
-			if len(targets) > 1 {
-				file = strings.ReplaceAll(t.pl, "/", "-") + "." + sbomTypes[f].ext
-			}
-			art, err := sbom.Artifact(*t.desc, sbomTypes[f].mediaType, doc, file, created)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, art)
-			if docs[t.desc.Digest] == nil {
-				docs[t.desc.Digest] = map[string][]byte{}
-			}
-			docs[t.desc.Digest][f] = doc
-			if dir != "" {
-				if err := os.WriteFile(filepath.Join(dir, file), doc, 0o644); err != nil {
-					return nil, nil, fmt.Errorf("--sbom-dir: %w", err)
+			for _, d := range im.Manifests {
+				if d.ArtifactType != ft.MediaType {
+					continue
 				}
+				art, err := fetch(d.Digest)
+				if err != nil {
+					return fmt.Errorf("fetching the SBOM %s: %w", d.Digest, err)
+				}
+				ls, err := art.Layers()
+				if err != nil || len(ls) == 0 {
+					return fmt.Errorf("SBOM artifact %s has no document", d.Digest)
+				}
+				rc, err := ls[0].Compressed()
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				_, err = io.Copy(c.OutOrStdout(), rc)
+				return err
+			}
+			return fmt.Errorf("%s (%s) has no %s SBOM attached; build it with packer build --sbom %s", args[0], subject, format, format)
+		},
+	}
+	c.Flags().StringVar(&format, "format", "spdx", "spdx or cyclonedx")
+	c.Flags().StringVar(&platform, "platform", "", "for an index, the platform image (default: this machine's)")
+	c.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP")
+	return c
+}
+
+// resolveReferrers finds the image (the platform's, for an index) and the
+// artifacts that refer to it.
+type indexManifester interface {
+	IndexManifest() (*v1.IndexManifest, error)
+}
+
+func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform string) (v1.Hash, indexManifester, func(v1.Hash) (v1.Image, error), error) {
+	pls, err := ParsePlatforms(platform)
+	if err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	pl := pls[0]
+	if strings.HasPrefix(ref, registry.LayoutPrefix) {
+		dir, tag := registry.SplitLayoutRef(ref)
+		idx, err := layout.ImageIndexFromPath(dir)
+		if err != nil {
+			return v1.Hash{}, nil, nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+		var subject v1.Hash
+		found := false
+		for _, d := range im.Manifests {
+			if n := d.Annotations["org.opencontainers.image.ref.name"]; n != "" && (tag == "" || n == tag) {
+				subject, found = d.Digest, true
+				if d.MediaType.IsIndex() {
+					sub, err := idx.ImageIndex(d.Digest)
+					if err != nil {
+						return v1.Hash{}, nil, nil, err
+					}
+					if subject, err = platformDigest(sub, pl); err != nil {
+						return v1.Hash{}, nil, nil, err
+					}
+				}
+				break
 			}
 		}
-		fmt.Fprintf(log, "packer: %s SBOM: %d packages (%s)\n", t.pl, len(comps), strings.Join(formats, ", "))
+		if !found {
+			return v1.Hash{}, nil, nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
+		}
+		// In a layout, referrers are the index entries whose manifest
+		// names the image as subject.
+		var refs []v1.Descriptor
+		for _, d := range im.Manifests {
+			if d.ArtifactType == "" {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				continue
+			}
+			m, err := img.Manifest()
+			if err == nil && m.Subject != nil && m.Subject.Digest == subject {
+				refs = append(refs, d)
+			}
+		}
+		return subject, staticIndex(refs), idx.Image, nil
 	}
-	return out, docs, nil
+	r, err := client.ParseReference(ref)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("invalid image %q: %w", ref, err)
+	}
+	opts := client.RemoteOptions(c.Context())
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	subject := desc.Digest
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+		if subject, err = platformDigest(idx, pl); err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
+	}
+	refs, err := remote.Referrers(r.Context().Digest(subject.String()), opts...)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("listing referrers of %s: %w", ref, err)
+	}
+	fetch := func(h v1.Hash) (v1.Image, error) {
+		return remote.Image(r.Context().Digest(h.String()), opts...)
+	}
+	return subject, refs, fetch, nil
+}
+
+func platformDigest(idx v1.ImageIndex, pl v1.Platform) (v1.Hash, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.Satisfies(pl) {
+			return d.Digest, nil
+		}
+	}
+	return v1.Hash{}, fmt.Errorf("the index has no %s image; pass --platform", pl.String())
+}
+
+// staticIndex is an in-memory index listing descriptors (enough for
+// IndexManifest).
+type staticIndex []v1.Descriptor
+
+func (s staticIndex) IndexManifest() (*v1.IndexManifest, error) {
+	return &v1.IndexManifest{SchemaVersion: 2, Manifests: s}, nil
 }

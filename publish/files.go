@@ -1,15 +1,12 @@
-package registry
+package publish
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -17,98 +14,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/oci"
 )
 
 const refNameAnnotation = "org.opencontainers.image.ref.name"
-
-// Push uploads the result to each tag's repository — blobs, then the
-// manifest by digest — and only then moves the tags, so a failed push
-// never leaves a tag pointing at a partial image. It returns the digest
-// references pushed.
-//
-// referrers (SBOM artifacts whose subject is the result or one of its
-// images) are pushed after the result and before the tags.
-func (c *Client) Push(ctx context.Context, res builder.Result, tags []name.Tag, referrers ...v1.Image) ([]name.Digest, error) {
-	return c.PushSigned(ctx, res, tags, nil, referrers...)
-}
-
-// Signer returns the images to store under extra tags of a repository
-// (cosign's sha256-DIGEST.sig and .att), by tag.
-type Signer func(repo string) (map[string]v1.Image, error)
-
-// PushSigned is Push that also stores the signer's images (cosign
-// signatures and attestations) in each repository, before the tags move.
-func (c *Client) PushSigned(ctx context.Context, res builder.Result, tags []name.Tag, sign Signer, referrers ...v1.Image) ([]name.Digest, error) {
-	d, err := res.Digest()
-	if err != nil {
-		return nil, err
-	}
-	opts := c.RemoteOptions(ctx)
-	// Signatures are made first: signing can fail (a transparency log or
-	// certificate authority out of reach), and then nothing is pushed.
-	var repos []name.Repository
-	signatures := map[string]map[string]v1.Image{}
-	for _, t := range tags {
-		repo := t.Context()
-		if _, seen := signatures[repo.String()]; seen {
-			continue
-		}
-		signatures[repo.String()] = nil
-		repos = append(repos, repo)
-		if sign != nil {
-			extra, err := sign(repo.Name())
-			if err != nil {
-				return nil, err
-			}
-			signatures[repo.String()] = extra
-		}
-	}
-	var pushed []name.Digest
-	for _, repo := range repos {
-		dig := repo.Digest(d.String())
-		if err := write(dig, res, opts); err != nil {
-			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
-		}
-		for _, r := range referrers {
-			rd, err := r.Digest()
-			if err != nil {
-				return nil, err
-			}
-			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
-				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
-			}
-		}
-		if extra := signatures[repo.String()]; extra != nil {
-			for _, tag := range slices.Sorted(maps.Keys(extra)) {
-				if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
-					return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
-				}
-			}
-		}
-		pushed = append(pushed, dig)
-	}
-	for _, t := range tags {
-		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
-			return nil, explain("tagging "+t.String(), t.RegistryStr(), err)
-		}
-	}
-	return pushed, nil
-}
-
-func write(ref name.Reference, res builder.Result, opts []remote.Option) error {
-	switch r := res.(type) {
-	case v1.ImageIndex:
-		return remote.WriteIndex(ref, r, opts...)
-	case v1.Image:
-		return remote.Write(ref, r, opts...)
-	}
-	return fmt.Errorf("cannot push %T", res)
-}
 
 // WriteLayout writes the result into the OCI layout at dir, tagged with
 // each tag's identifier (org.opencontainers.image.ref.name), replacing
@@ -119,7 +31,7 @@ func write(ref name.Reference, res builder.Result, opts []remote.Option) error {
 //
 // referrers are added to the layout's index.json untagged, as the OCI
 // image layout keeps artifacts that refer to an image.
-func WriteLayout(dir string, res builder.Result, tags []string, referrers ...v1.Image) error {
+func WriteLayout(dir string, res oci.Result, tags []string, referrers ...v1.Image) error {
 	if len(tags) == 0 {
 		tags = []string{name.DefaultTag}
 	}
@@ -147,7 +59,7 @@ func WriteLayout(dir string, res builder.Result, tags []string, referrers ...v1.
 	return writeLayout(dir, res, tags, false, referrers)
 }
 
-func writeLayout(dir string, res builder.Result, tags []string, fresh bool, referrers []v1.Image) error {
+func writeLayout(dir string, res oci.Result, tags []string, fresh bool, referrers []v1.Image) error {
 	var p layout.Path
 	var err error
 	if fresh {
@@ -255,7 +167,7 @@ func writeLayout(dir string, res builder.Result, tags []string, fresh bool, refe
 // WriteTarball writes a docker-archive (what `docker save` writes and
 // `docker load` reads) with the given tags, through a temp file renamed
 // into place.
-func WriteTarball(file string, res builder.Result, tags []name.Tag) error {
+func WriteTarball(file string, res oci.Result, tags []name.Tag) error {
 	img, ok := res.(v1.Image)
 	if !ok {
 		return fmt.Errorf("a docker-archive holds one platform's image; build one --platform for tar: output, or use oci: for several")
@@ -286,4 +198,27 @@ func WriteTarball(file string, res builder.Result, tags []name.Tag) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), file)
+}
+
+func ensureDir(p string) error {
+	return os.MkdirAll(filepath.Dir(p), 0o755)
+}
+
+// checkLayoutDest refuses an existing non-empty directory that is not an
+// OCI layout, before anything is built.
+func checkLayoutDest(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("oci:%s is a file; choose a directory for the OCI layout", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		return nil
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+		return fmt.Errorf("oci:%s exists and is not an OCI layout; choose an empty or new directory", dir)
+	}
+	return nil
 }

@@ -1,0 +1,169 @@
+package publish
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/sbom"
+)
+
+func TestParse(t *testing.T) {
+	tag, _ := name.NewTag("reg.example/app:v1")
+	target := Target{Client: &registry.Client{}, Tags: []name.Tag{tag}, DefaultLayout: filepath.Join("app", ".packer/oci")}
+	pubs, err := Parse(nil, false, target)
+	if err != nil || len(pubs) != 1 || pubs[0].String() != "oci:"+filepath.Join("app", ".packer/oci") {
+		t.Errorf("Parse(nil) = %v, %v; want the default layout", pubs, err)
+	}
+	pubs, err = Parse([]string{"oci:a", "tar:b.tar"}, true, target)
+	if err != nil || len(pubs) != 3 || pubs[0].String() != "oci:a" || pubs[1].String() != "tar:b.tar" || pubs[2].String() != "registry" {
+		t.Errorf("Parse(oci, tar, push) = %v, %v", pubs, err)
+	}
+	if !Pushes(pubs) || Pushes(pubs[:2]) {
+		t.Errorf("Pushes() is wrong for %v", pubs)
+	}
+	if l, ok := pubs[0].(*Layout); !ok || len(l.Tags) != 1 || l.Tags[0] != "v1" {
+		t.Errorf("layout = %#v, want tagged v1", pubs[0])
+	}
+	for _, bad := range []string{"oci:", "docker", "zip:x"} {
+		if _, err := Parse([]string{bad}, false, target); err == nil {
+			t.Errorf("Parse(%q) succeeded", bad)
+		}
+	}
+	if err := (&Tarball{File: "x.tar", Tags: target.Tags}).Check(2); err == nil {
+		t.Errorf("a tarball accepted two platforms")
+	}
+	if err := (&Tarball{File: "x.tar"}).Check(1); err == nil {
+		t.Errorf("a tarball accepted no tag")
+	}
+	if err := (&Remote{}).Check(1); err == nil {
+		t.Errorf("a push accepted no tag")
+	}
+	notLayout := t.TempDir()
+	os.WriteFile(filepath.Join(notLayout, "x"), []byte("x"), 0o644)
+	if err := (&Layout{Dir: notLayout}).Check(1); err == nil {
+		t.Errorf("a layout accepted a non-empty directory that is no layout")
+	}
+}
+
+func TestLayoutAndTarball(t *testing.T) {
+	res, err := random.Image(1024, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := res.Digest()
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := WriteLayout(dir, res, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Writing again with another tag adds it; the same tag is replaced.
+	if err := WriteLayout(dir, res, []string{"v1", "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 2 {
+		t.Fatalf("index.json has %d entries, want v1 and v2", len(im.Manifests))
+	}
+	for _, d := range im.Manifests {
+		if d.Digest != want {
+			t.Errorf("%s → %s, want %s", d.Annotations["org.opencontainers.image.ref.name"], d.Digest, want)
+		}
+		img, _ := idx.Image(d.Digest)
+		if err := validate.Image(img); err != nil {
+			t.Errorf("validate.Image() = %v", err)
+		}
+	}
+
+	notLayout := t.TempDir()
+	os.WriteFile(filepath.Join(notLayout, "precious.txt"), []byte("keep"), 0o644)
+	if err := WriteLayout(notLayout, res, nil); err == nil {
+		t.Errorf("WriteLayout into a non-layout directory succeeded")
+	}
+	if b, _ := os.ReadFile(filepath.Join(notLayout, "precious.txt")); string(b) != "keep" {
+		t.Errorf("user file modified")
+	}
+
+	tarPath := filepath.Join(t.TempDir(), "img.tar")
+	tag, _ := name.NewTag("hello:v1")
+	if err := WriteTarball(tarPath, res, []name.Tag{tag}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(tarPath, &tag)
+	if err != nil {
+		t.Fatalf("reading the docker-archive back: %v", err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("validate.Image(tarball) = %v", err)
+	}
+	cn, _ := img.ConfigName()
+	wantCN, _ := res.ConfigName()
+	if cn != wantCN {
+		t.Errorf("tarball config %s, want %s", cn, wantCN)
+	}
+}
+
+func TestLayoutReferrersFollowTheirImage(t *testing.T) {
+	mk := func(seed string) (v1.Image, v1.Image) {
+		img, _ := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Env: []string{"SEED=" + seed}}, RootFS: v1.RootFS{Type: "layers"}})
+		d, _ := partial.Descriptor(img)
+		ref, err := sbom.Artifact(*d, sbom.SPDXType, []byte(`{"seed":"`+seed+`"}`), "sbom.spdx.json", time.Unix(0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img, ref
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	a, ra := mk("a")
+	b, rb := mk("b")
+	if err := WriteLayout(dir, a, []string{"v1", "keep"}, ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLayout(dir, b, []string{"v1"}, rb); err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	digests := func() map[string]string {
+		idx, _ := layout.ImageIndexFromPath(dir)
+		im, _ := idx.IndexManifest()
+		entries = len(im.Manifests)
+		out := map[string]string{}
+		for _, d := range im.Manifests {
+			out[d.Digest.String()] += d.Annotations["org.opencontainers.image.ref.name"] + "|" + d.ArtifactType + ";"
+		}
+		return out
+	}
+	got := digests()
+	dra, _ := ra.Digest()
+	if _, ok := got[dra.String()]; !ok {
+		t.Errorf("a's SBOM was dropped while tag keep still points at a: %v", got)
+	}
+	// Retag keep too: now a has no tag and its SBOM goes.
+	if err := WriteLayout(dir, b, []string{"keep"}, rb); err != nil {
+		t.Fatal(err)
+	}
+	got = digests()
+	if _, ok := got[dra.String()]; ok {
+		t.Errorf("a's SBOM stayed after a lost its tags: %v", got)
+	}
+	drb, _ := rb.Digest()
+	if got[drb.String()] != "|application/spdx+json;" || entries != 3 {
+		t.Errorf("index = %v (%d entries), want b (v1, keep) and its SBOM", got, entries)
+	}
+}

@@ -1,0 +1,74 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/packer-build/packer/oci"
+)
+
+// Push uploads the result to each tag's repository — blobs, then the
+// manifest by digest, then its attachments (SBOM referrers, and the
+// images stored under tags of their own, such as cosign signatures) —
+// and only then moves the tags, so a failed push never leaves a tag
+// pointing at a partial image. It returns the digest references pushed.
+func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att oci.Attachments) ([]name.Digest, error) {
+	d, err := res.Digest()
+	if err != nil {
+		return nil, err
+	}
+	opts := c.RemoteOptions(ctx)
+	var repos []name.Repository
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if repo := t.Context(); !seen[repo.String()] {
+			seen[repo.String()] = true
+			repos = append(repos, repo)
+		}
+	}
+	var pushed []name.Digest
+	for _, repo := range repos {
+		dig := repo.Digest(d.String())
+		if err := write(dig, res, opts); err != nil {
+			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
+		}
+		for _, r := range att.Referrers {
+			rd, err := r.Digest()
+			if err != nil {
+				return nil, err
+			}
+			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
+				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
+			}
+		}
+		extra := att.Tagged[repo.Name()]
+		for _, tag := range slices.Sorted(maps.Keys(extra)) {
+			if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
+				return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
+			}
+		}
+		pushed = append(pushed, dig)
+	}
+	for _, t := range tags {
+		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
+			return nil, explain("tagging "+t.String(), t.RegistryStr(), err)
+		}
+	}
+	return pushed, nil
+}
+
+func write(ref name.Reference, res oci.Result, opts []remote.Option) error {
+	switch r := res.(type) {
+	case v1.ImageIndex:
+		return remote.WriteIndex(ref, r, opts...)
+	case v1.Image:
+		return remote.Write(ref, r, opts...)
+	}
+	return fmt.Errorf("cannot push %T", res)
+}
