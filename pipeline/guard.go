@@ -5,8 +5,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/oci"
 )
