@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/packer-build/packer/internal/testutil"
 )
 
@@ -62,5 +63,34 @@ func TestPinnedDigests(t *testing.T) {
 		if v != w {
 			t.Errorf("%s: digest %s, pinned %s; an image byte changed (go test ./e2e -run TestPinnedDigests -update if intended)", k, v, w)
 		}
+	}
+}
+
+// TestDebianTestBase: the Debian base the Node and Python tests run on is
+// a real root file system tar, and under CI it was built from scratch in
+// this run (scripts/test.sh gives CI a fresh PACKER_TEST_CACHE), so the
+// path a fresh machine takes is exercised every time.
+func TestDebianTestBase(t *testing.T) {
+	ref := testutil.DebianBase(t)
+	dir, err := testutil.TestCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CheckTar(filepath.Join(dir, "trixie.tar")); err != nil {
+		t.Fatalf("the Debian test base: %v", err)
+	}
+	if testutil.InCI() {
+		user, _ := os.UserCacheDir()
+		if filepath.Clean(dir) == filepath.Join(user, "packer-test") {
+			t.Errorf("under CI the test base came from the machine's cache %s, not from scratch", dir)
+		}
+	}
+	layoutDir, _, _ := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
+	idx, err := layout.ImageIndexFromPath(layoutDir)
+	if err != nil {
+		t.Fatalf("the test base layout: %v", err)
+	}
+	if im, err := idx.IndexManifest(); err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("the test base layout holds %v (%v), want one image", im, err)
 	}
 }
