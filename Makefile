@@ -4,6 +4,7 @@ BIN       ?= bin/packer
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/packer-build/packer/cmd/packer/cmd.Version=$(VERSION)
 PKGS      := ./...
+ERRCHECK  := github.com/kisielk/errcheck@v1.30.0
 
 .PHONY: help build demo test unit e2e bench lint fmt deps clean
 
@@ -31,10 +32,11 @@ e2e: deps ## end-to-end tests against real tools
 bench: build ## benchmarks with baselines measured in the same run (see BENCHMARKS.md)
 	./scripts/bench.sh
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and errcheck (unhandled errors; .errcheck-exclude lists the accepted ones)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(ERRCHECK) -ignoretests -exclude .errcheck-exclude $(PKGS)
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

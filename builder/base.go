@@ -38,7 +38,7 @@ func caBundle() []byte {
 		if r.Constraint != nil {
 			continue // distrust-after constraints cannot be expressed in a PEM file
 		}
-		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate})
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate}))
 	}
 	return b.Bytes()
 }
@@ -136,7 +136,7 @@ func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
 		}
 	}
 	if b, err := json.Marshal(f); err == nil {
-		store.WriteMeta(key, b)
+		_ = store.WriteMeta(key, b) // best effort: without it the next build scans the base again
 	}
 	return f, nil
 }

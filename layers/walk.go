@@ -217,13 +217,17 @@ func Extract(r io.Reader, prefix, dir string) error {
 				return err
 			}
 		case tar.TypeSymlink:
-			os.MkdirAll(filepath.Dir(target), 0o755)
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
 			os.Remove(target)
 			if err := os.Symlink(h.Linkname, target); err != nil {
 				return err
 			}
 		case tar.TypeReg:
-			os.MkdirAll(filepath.Dir(target), 0o755)
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(h.Mode&0o777|0o200))
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -28,7 +29,9 @@ func guard(b *oci.Built, rep *builder.Report, secrets buildargs.Secrets, store *
 			if errors.As(err, &leak) {
 				for d, name := range ours {
 					if "layer "+name == leak.Where {
-						store.Remove(d)
+						if rerr := store.Remove(d); rerr != nil {
+							return fmt.Errorf("%w\nremoving the leaking layer from the cache failed too: %v; delete %s from the cache directory", err, rerr, d)
+						}
 					}
 				}
 			}

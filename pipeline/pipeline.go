@@ -134,7 +134,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer unmount()
 	redactor := req.Secrets.Redact(log)
-	defer redactor.Flush()
+	defer func() { _ = redactor.Flush() }() // the log's own write errors cannot be acted on
 
 	start := time.Now()
 	built, rep, err := builder.Build(ctx, req.Dir, req.Plan, builder.Options{

@@ -145,8 +145,12 @@ func writeLayout(dir string, res oci.Result, tags []string, fresh bool, referrer
 		var am struct {
 			ArtifactType string `json:"artifactType"`
 		}
-		if raw, err := r.RawManifest(); err == nil {
-			json.Unmarshal(raw, &am)
+		raw, err := r.RawManifest()
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &am); err != nil {
+			return fmt.Errorf("reading the SBOM manifest: %w", err)
 		}
 		rd.ArtifactType = am.ArtifactType
 		idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return d.Digest == rd.Digest })

@@ -143,7 +143,7 @@ func scanCached(l v1.Layer, cache Cache) (*layerScan, error) {
 	}
 	if cache != nil {
 		if b, err := json.Marshal(ly); err == nil {
-			cache.WriteMeta(key, b)
+			_ = cache.WriteMeta(key, b) // best effort: without it the next build scans again
 		}
 	}
 	return ly, nil

@@ -26,8 +26,9 @@ func workspacePatterns(src fs.FS, pkg *packageJSON) []string {
 			var obj struct {
 				Packages []string `json:"packages"`
 			}
-			json.Unmarshal(pkg.Workspaces, &obj)
-			pats = obj.Packages
+			if json.Unmarshal(pkg.Workspaces, &obj) == nil {
+				pats = obj.Packages
+			}
 		}
 	}
 	if b, err := fs.ReadFile(src, "pnpm-workspace.yaml"); err == nil {

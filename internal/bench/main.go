@@ -109,7 +109,9 @@ func writeLayer(dir string) {
 	if err != nil {
 		panic(err)
 	}
-	json.NewEncoder(os.Stdout).Encode(layerResult{Bytes: n, Digest: l.Desc.Digest.String()})
+	if err := json.NewEncoder(os.Stdout).Encode(layerResult{Bytes: n, Digest: l.Desc.Digest.String()}); err != nil {
+		panic(err)
+	}
 }
 
 func mustTemp() string {
@@ -133,7 +135,9 @@ func layerSuite(tree string, runs int) error {
 		return err
 	}
 	// Warm the page cache so every contender reads from memory.
-	exec.Command("tar", "-cf", "/dev/null", "-C", tree, ".").Run()
+	if err := exec.Command("tar", "-cf", "/dev/null", "-C", tree, ".").Run(); err != nil {
+		return fmt.Errorf("reading %s: %w", tree, err)
+	}
 
 	var packerT, shellT, ggcrT []time.Duration
 	var maxRSS int64
@@ -150,7 +154,9 @@ func layerSuite(tree string, runs int) error {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
 			maxRSS = ru.Maxrss // KiB on Linux
 		}
-		json.Unmarshal(out.Bytes(), &res)
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			return fmt.Errorf("packer layer writer output: %w", err)
+		}
 
 		d, err = timeIt(exec.Command("bash", "-c", `set -o pipefail; tar -cf - -C "$1" . | gzip -6 | sha256sum >/dev/null`, "bash", tree).Run)
 		if err != nil {
@@ -283,7 +289,9 @@ func koSuite(packer, fixture string, runs int) error {
 					main := filepath.Join(dir, "main.go")
 					b, _ := os.ReadFile(main)
 					b = bytes.Replace(b, []byte(`"hello from packer"`), []byte(fmt.Sprintf(`"hello from packer, run %d"`, i)), 1)
-					os.WriteFile(main, b, 0o644)
+					if err := os.WriteFile(main, b, 0o644); err != nil {
+						return err
+					}
 				}
 				d, err := timeIt(func() error { return t.run(dir, gocache, cache) })
 				if err != nil {
@@ -327,17 +335,21 @@ func startRegistry() (string, func(), error) {
 		return "", nil, err
 	}
 	host := l.Addr().String()
-	l.Close()
+	if err := l.Close(); err != nil {
+		return "", nil, err
+	}
 	dir := mustTemp()
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
-	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		return "", nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "serve", filepath.Join(dir, "config.yml"))
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return "", nil, err
 	}
-	stop := func() { cancel(); cmd.Wait(); os.RemoveAll(dir) }
+	stop := func() { cancel(); _ = cmd.Wait(); os.RemoveAll(dir) } // Wait reports the kill
 	for i := 0; i < 150; i++ {
 		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
 			resp.Body.Close()

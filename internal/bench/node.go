@@ -71,7 +71,9 @@ func nodeSuite(packer string, runs int) error {
 			if f.variant == "no-standalone" {
 				cfg := filepath.Join(dir, "next.config.mjs")
 				b, _ := os.ReadFile(cfg)
-				os.WriteFile(cfg, bytes.Replace(b, []byte("output: 'standalone',"), nil, 1), 0o644)
+				if err := os.WriteFile(cfg, bytes.Replace(b, []byte("output: 'standalone',"), nil, 1), 0o644); err != nil {
+					return err
+				}
 			}
 			cache := filepath.Join(dir + "-cache")
 			out := filepath.Join(dir + "-out")
@@ -87,7 +89,9 @@ func nodeSuite(packer string, runs int) error {
 			cold = append(cold, d)
 			src := filepath.Join(dir, f.edit)
 			b, _ := os.ReadFile(src)
-			os.WriteFile(src, []byte(strings.Replace(string(b), "hello from", fmt.Sprintf("hello (%d) from", i), 1)), 0o644)
+			if err := os.WriteFile(src, []byte(strings.Replace(string(b), "hello from", fmt.Sprintf("hello (%d) from", i), 1)), 0o644); err != nil {
+				return err
+			}
 			d, err = timeIt(build)
 			if err != nil {
 				return fmt.Errorf("%s rebuild: %w", f.name, err)
