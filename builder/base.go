@@ -3,6 +3,7 @@ package builder
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -106,7 +107,7 @@ func initEntries(bashPath string) []layers.Entry {
 
 // inspectBase scans the base's layers (top down) once per base digest and
 // caches the result in the store: a Debian base is ~260 MB to decompress.
-func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
+func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*baseFacts, error) {
 	d, err := base.Digest()
 	if err != nil {
 		return nil, err
@@ -118,7 +119,7 @@ func inspectBase(store *layers.Store, base v1.Image) (*baseFacts, error) {
 			return &f, nil
 		}
 	}
-	files, err := findFiles(base, append(append([]string{"etc/passwd", "etc/group"}, initPaths...), bashPaths...)...)
+	files, err := findFiles(ctx, base, append(append([]string{"etc/passwd", "etc/group"}, initPaths...), bashPaths...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's files: %w", err)
 	}
@@ -194,7 +195,7 @@ func hasID(b []byte, id int) bool {
 // findFiles returns the contents of the named files (paths without a
 // leading slash) as the image's filesystem shows them: the topmost layer
 // that has or deletes a file wins.
-func findFiles(img v1.Image, names ...string) (map[string][]byte, error) {
+func findFiles(ctx context.Context, img v1.Image, names ...string) (map[string][]byte, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, err
@@ -207,7 +208,7 @@ func findFiles(img v1.Image, names ...string) (map[string][]byte, error) {
 			return nil, err
 		}
 		found := map[string]bool{}
-		err = layers.Entries(rc, func(n string, h *tar.Header, body io.Reader) error {
+		err = layers.Entries(layers.ContextReader(ctx, rc), func(n string, h *tar.Header, body io.Reader) error {
 			for _, want := range names {
 				if done[want] {
 					continue

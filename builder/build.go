@@ -230,13 +230,13 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	// System layer: the non-root user, when the base lacks it.
 	var facts *baseFacts
 	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init) {
-		if facts, err = inspectBase(b.opts.Store, base); err != nil {
+		if facts, err = inspectBase(ctx, b.opts.Store, base); err != nil {
 			return nil, nil, err
 		}
 	}
 	if facts != nil && b.plan.User != "" {
 		if ents := userEntries(facts); ents != nil {
-			l, err := b.opts.Store.FromEntries(ents)
+			l, err := b.opts.Store.FromEntries(ctx, ents)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -252,7 +252,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		case facts.Init != "":
 			useInit = facts.Init
 		case facts.Bash != "":
-			l, err := b.opts.Store.FromEntries(initEntries(facts.Bash))
+			l, err := b.opts.Store.FromEntries(ctx, initEntries(facts.Bash))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -279,7 +279,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			if err != nil {
 				return nil, nil, err
 			}
-			ly, err := b.opts.Store.FromEntries(inlineEntries(l, uid, gid))
+			ly, err := b.opts.Store.FromEntries(ctx, inlineEntries(l, uid, gid))
 			if err != nil {
 				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
@@ -307,7 +307,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			if err != nil {
 				return nil, nil, err
 			}
-			ly, hit, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid})
+			ly, hit, err := b.opts.Store.FromFiles(ctx, files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid})
 			if err != nil {
 				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
@@ -420,7 +420,7 @@ func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
 // restore extracts the cached layers of a skipped step back into the
 // staging copy, where the step would have left them: a layer's file at
 // Dest/rel came from Output/Root/rel.
-func (b *builder) restore(staging string, s plan.Step, ls []*layers.Layer) error {
+func (b *builder) restore(ctx context.Context, staging string, s plan.Step, ls []*layers.Layer) error {
 	var specs []plan.Layer
 	for _, l := range b.plan.Layers {
 		if l.From == s.Name {
@@ -438,7 +438,7 @@ func (b *builder) restore(staging string, s plan.Step, ls []*layers.Layer) error
 		if err != nil {
 			return err
 		}
-		err = layers.Extract(rc, dest, into)
+		err = layers.Extract(ctx, rc, dest, into)
 		rc.Close()
 		if err != nil {
 			return err
@@ -581,7 +581,7 @@ func (b *builder) base(ctx context.Context, pl v1.Platform) (v1.Image, *BaseInfo
 		img, err := emptyImage(pl)
 		return img, nil, err
 	case plan.BaseStatic:
-		img, err := StaticBase(b.opts.Store, b.opts.Created, pl)
+		img, err := StaticBase(ctx, b.opts.Store, b.opts.Created, pl)
 		return img, nil, err
 	}
 	if b.opts.Resolve == nil {
@@ -603,12 +603,12 @@ func emptyImage(pl v1.Platform) (v1.Image, error) {
 // StaticBase returns packer's builtin static base for one platform: one
 // layer with /etc/passwd, /etc/group, /home/nonroot, /tmp and Mozilla's CA
 // roots, built without any network.
-func StaticBase(store *layers.Store, created time.Time, pl v1.Platform) (v1.Image, error) {
+func StaticBase(ctx context.Context, store *layers.Store, created time.Time, pl v1.Platform) (v1.Image, error) {
 	img, err := emptyImage(pl)
 	if err != nil {
 		return nil, err
 	}
-	l, err := store.FromEntries(staticBaseEntries())
+	l, err := store.FromEntries(ctx, staticBaseEntries())
 	if err != nil {
 		return nil, fmt.Errorf("writing the static base layer: %w", err)
 	}
@@ -647,7 +647,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 			return nil, false, err
 		}
 	}
-	inHash, err := layers.HashFiles(inputs)
+	inHash, err := layers.HashFiles(ctx, inputs)
 	if err != nil {
 		return nil, false, err
 	}
@@ -662,7 +662,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	}
 
 	if *staging == "" {
-		dir, err := b.stage()
+		dir, err := b.stage(ctx)
 		if err != nil {
 			return nil, false, err
 		}
@@ -670,7 +670,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	}
 	for _, need := range s.Needs {
 		if doneCached[need] && !b.restored[*staging+"\x00"+need] {
-			if err := b.restore(*staging, stepByName(b.plan, need), done[need]); err != nil {
+			if err := b.restore(ctx, *staging, stepByName(b.plan, need), done[need]); err != nil {
 				return nil, false, fmt.Errorf("putting back the output of step %s: %w", need, err)
 			}
 			b.restored[*staging+"\x00"+need] = true
@@ -745,7 +745,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 				return nil, false, fmt.Errorf("step %s: %w", s.Name, err)
 			}
 		}
-		l, _, err := b.opts.Store.FromFiles(files, layers.Spec{Dest: spec.Dest, UID: uid, GID: gid})
+		l, _, err := b.opts.Store.FromFiles(ctx, files, layers.Spec{Dest: spec.Dest, UID: uid, GID: gid})
 		if err != nil {
 			return nil, false, fmt.Errorf("writing layer %s: %w", spec.Name, err)
 		}
@@ -794,7 +794,7 @@ func runBase(base v1.Image, ref string) v1.Image {
 // stage copies the context (after .dockerignore) into a private temporary
 // directory where steps may write freely; the user's directory is never
 // touched.
-func (b *builder) stage() (string, error) {
+func (b *builder) stage(ctx context.Context) (string, error) {
 	dir, err := os.MkdirTemp("", "packer-stage-")
 	if err != nil {
 		return "", fmt.Errorf("creating staging directory: %w", err)
@@ -805,7 +805,7 @@ func (b *builder) stage() (string, error) {
 		return "", err
 	}
 	b.noteSecrets()
-	if err := layers.CopyFiles(dir, files); err != nil {
+	if err := layers.CopyFiles(ctx, dir, files); err != nil {
 		return "", fmt.Errorf("copying the context to a staging directory: %w", err)
 	}
 	return dir, nil

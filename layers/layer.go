@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -124,7 +125,7 @@ func (s *Store) Open(d Descriptor) (*Layer, error) {
 
 // Write streams a tar produced by write through gzip into the store in one
 // pass, computing the diffID and the compressed digest on the way.
-func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
+func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer, error) {
 	tmp, err := os.CreateTemp(filepath.Join(s.Dir, "tmp"), "layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
@@ -142,7 +143,7 @@ func (s *Store) Write(write func(io.Writer) error) (*Layer, error) {
 	// file write in pipeline(); chunks are handed over through a small
 	// bounded queue, so memory stays constant whatever the layer size.
 	diff := sha256.New()
-	if err := pipeline(zw, func(w io.Writer) error { return write(io.MultiWriter(w, diff)) }); err != nil {
+	if err := pipeline(zw, func(w io.Writer) error { return write(ContextWriter(ctx, io.MultiWriter(w, diff))) }); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -255,7 +256,7 @@ func Key(parts ...string) string {
 
 // HashFiles returns a digest over the entries' paths, modes, link targets
 // and contents: a cache key for a layer built from them.
-func HashFiles(files []File) (string, error) {
+func HashFiles(ctx context.Context, files []File) (string, error) {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	for _, f := range files {
@@ -263,7 +264,7 @@ func HashFiles(files []File) (string, error) {
 		if !f.Mode.IsRegular() {
 			continue
 		}
-		if err := copyFile(h, f, buf); err != nil {
+		if err := copyFile(ContextWriter(ctx, h), f, buf); err != nil {
 			return "", err
 		}
 	}
@@ -273,8 +274,8 @@ func HashFiles(files []File) (string, error) {
 // FromFiles returns a layer of files placed by spec, reusing a stored blob
 // when the same files (by content) were layered the same way before. hit
 // reports whether the blob came from the store.
-func (s *Store) FromFiles(files []File, spec Spec) (l *Layer, hit bool, err error) {
-	sum, err := HashFiles(files)
+func (s *Store) FromFiles(ctx context.Context, files []File, spec Spec) (l *Layer, hit bool, err error) {
+	sum, err := HashFiles(ctx, files)
 	if err != nil {
 		return nil, false, err
 	}
@@ -282,7 +283,7 @@ func (s *Store) FromFiles(files []File, spec Spec) (l *Layer, hit bool, err erro
 	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
 		return ls[0], true, nil
 	}
-	l, err = s.Write(func(w io.Writer) error { return WriteTar(w, files, spec) })
+	l, err = s.Write(ctx, func(w io.Writer) error { return WriteTar(w, files, spec) })
 	if err != nil {
 		return nil, false, err
 	}
@@ -290,7 +291,7 @@ func (s *Store) FromFiles(files []File, spec Spec) (l *Layer, hit bool, err erro
 }
 
 // FromEntries returns a layer of synthetic entries, cached by content.
-func (s *Store) FromEntries(entries []Entry) (*Layer, error) {
+func (s *Store) FromEntries(ctx context.Context, entries []Entry) (*Layer, error) {
 	b, err := json.Marshal(entries)
 	if err != nil {
 		return nil, err
@@ -299,7 +300,7 @@ func (s *Store) FromEntries(entries []Entry) (*Layer, error) {
 	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
 		return ls[0], nil
 	}
-	l, err := s.Write(func(w io.Writer) error { return WriteEntries(w, entries) })
+	l, err := s.Write(ctx, func(w io.Writer) error { return WriteEntries(w, entries) })
 	if err != nil {
 		return nil, err
 	}

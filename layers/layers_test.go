@@ -107,7 +107,7 @@ func TestLayerDigestIgnoresMtimesAndPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, hit, err := s.FromFiles(files, Spec{Dest: "/app"})
+		l, hit, err := s.FromFiles(t.Context(), files, Spec{Dest: "/app"})
 		if err != nil || hit {
 			t.Fatalf("FromFiles() = %v, hit %v", err, hit)
 		}
@@ -128,23 +128,23 @@ func TestStoreReusesByContent(t *testing.T) {
 	write(t, root, "f", "one", 0o644)
 	s, _ := NewStore(t.TempDir())
 	files, _ := Collect(root, nil, nil)
-	l1, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	l1, hit, err := s.FromFiles(t.Context(), files, Spec{Dest: "/x"})
 	if err != nil || hit {
 		t.Fatalf("first FromFiles() = %v, hit %v", err, hit)
 	}
-	l2, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	l2, hit, err := s.FromFiles(t.Context(), files, Spec{Dest: "/x"})
 	if err != nil || !hit || l2.Desc != l1.Desc {
 		t.Fatalf("second FromFiles() = %v, hit %v, %v vs %v", err, hit, l2.Desc, l1.Desc)
 	}
 	write(t, root, "f", "two", 0o644)
 	files, _ = Collect(root, nil, nil)
-	l3, hit, err := s.FromFiles(files, Spec{Dest: "/x"})
+	l3, hit, err := s.FromFiles(t.Context(), files, Spec{Dest: "/x"})
 	if err != nil || hit || l3.Desc.Digest == l1.Desc.Digest {
 		t.Fatalf("changed FromFiles() = %v, hit %v, same digest %v", err, hit, l3.Desc.Digest == l1.Desc.Digest)
 	}
 	// A removed blob is a miss, not a broken layer.
 	os.Remove(s.blobPath(l3.Desc.Digest))
-	if _, hit, err := s.FromFiles(files, Spec{Dest: "/x"}); err != nil || hit {
+	if _, hit, err := s.FromFiles(t.Context(), files, Spec{Dest: "/x"}); err != nil || hit {
 		t.Fatalf("FromFiles() after blob removal = %v, hit %v", err, hit)
 	}
 }

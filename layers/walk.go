@@ -2,6 +2,7 @@ package layers
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -159,9 +160,12 @@ func insideLink(root, rel, target string) (string, error) {
 
 // CopyFiles copies entries (from Collect) under dest, keeping symlinks as
 // symlinks and execute bits; nothing is written outside dest.
-func CopyFiles(dest string, files []File) error {
+func CopyFiles(ctx context.Context, dest string, files []File) error {
 	buf := make([]byte, 256<<10)
 	for _, f := range files {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		target := filepath.Join(dest, filepath.FromSlash(f.Rel))
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err
@@ -180,7 +184,7 @@ func CopyFiles(dest string, files []File) error {
 			if err != nil {
 				return err
 			}
-			if err := copyFile(w, f, buf); err != nil {
+			if err := copyFile(ContextWriter(ctx, w), f, buf); err != nil {
 				w.Close()
 				return err
 			}
@@ -195,8 +199,8 @@ func CopyFiles(dest string, files []File) error {
 // Extract writes the entries of a tar stream that lie under prefix (a
 // slash path without leading slash; "" for all) into dir, with the prefix
 // removed. Paths that would leave dir are refused.
-func Extract(r io.Reader, prefix, dir string) error {
-	return Entries(r, func(name string, h *tar.Header, body io.Reader) error {
+func Extract(ctx context.Context, r io.Reader, prefix, dir string) error {
+	return Entries(ContextReader(ctx, r), func(name string, h *tar.Header, body io.Reader) error {
 		rel := name
 		if prefix != "" {
 			if name == prefix {

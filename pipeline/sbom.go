@@ -65,7 +65,7 @@ func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string,
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", context.Cause(ctx))
 		}
-		comps, err := sbom.Scan(t.img, req.Store)
+		comps, err := sbom.Scan(ctx, t.img, req.Store)
 		if err != nil {
 			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
 		}

@@ -1,9 +1,11 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,7 +33,7 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 //
 // referrers are added to the layout's index.json untagged, as the OCI
 // image layout keeps artifacts that refer to an image.
-func WriteLayout(dir string, res oci.Result, tags []string, referrers ...v1.Image) error {
+func WriteLayout(ctx context.Context, dir string, res oci.Result, tags []string, referrers ...v1.Image) error {
 	if len(tags) == 0 {
 		tags = []string{name.DefaultTag}
 	}
@@ -47,8 +49,11 @@ func WriteLayout(dir string, res oci.Result, tags []string, referrers ...v1.Imag
 			return fmt.Errorf("creating output directory: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		if err := writeLayout(tmp, res, tags, true, referrers); err != nil {
+		if err := writeLayout(ctx, tmp, res, tags, true, referrers); err != nil {
 			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("writing OCI layout %s: %w", dir, context.Cause(ctx))
 		}
 		os.Remove(dir) // an empty directory may stand in the way
 		if err := os.Rename(tmp, dir); err != nil {
@@ -56,10 +61,10 @@ func WriteLayout(dir string, res oci.Result, tags []string, referrers ...v1.Imag
 		}
 		return nil
 	}
-	return writeLayout(dir, res, tags, false, referrers)
+	return writeLayout(ctx, dir, res, tags, false, referrers)
 }
 
-func writeLayout(dir string, res oci.Result, tags []string, fresh bool, referrers []v1.Image) error {
+func writeLayout(ctx context.Context, dir string, res oci.Result, tags []string, fresh bool, referrers []v1.Image) error {
 	var p layout.Path
 	var err error
 	if fresh {
@@ -69,6 +74,12 @@ func writeLayout(dir string, res oci.Result, tags []string, fresh bool, referrer
 	}
 	if err != nil {
 		return fmt.Errorf("opening OCI layout %s: %w", dir, err)
+	}
+	// The layer blobs first, each through a temp file renamed into place
+	// and stopping at an interrupt; go-containerregistry then finds them
+	// and writes the small rest (configs, manifests).
+	if err := writeBlobs(ctx, dir, res); err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
 	switch r := res.(type) {
 	case v1.ImageIndex:
@@ -165,13 +176,16 @@ func writeLayout(dir string, res oci.Result, tags []string, fresh bool, referrer
 	if err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("writing OCI layout %s: %w", dir, context.Cause(ctx))
+	}
 	return layers.WriteFileAtomic(filepath.Join(dir, "index.json"), raw, 0o644)
 }
 
 // WriteTarball writes a docker-archive (what `docker save` writes and
 // `docker load` reads) with the given tags, through a temp file renamed
 // into place.
-func WriteTarball(file string, res oci.Result, tags []name.Tag) error {
+func WriteTarball(ctx context.Context, file string, res oci.Result, tags []name.Tag) error {
 	img, ok := res.(v1.Image)
 	if !ok {
 		return fmt.Errorf("a docker-archive holds one platform's image; build one --platform for tar: output, or use oci: for several")
@@ -191,7 +205,7 @@ func WriteTarball(file string, res oci.Result, tags []name.Tag) error {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tarball.MultiRefWrite(refs, tmp); err != nil {
+	if err := tarball.MultiRefWrite(refs, layers.ContextWriter(ctx, tmp)); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
@@ -225,4 +239,79 @@ func checkLayoutDest(dir string) error {
 		return fmt.Errorf("oci:%s exists and is not an OCI layout; choose an empty or new directory", dir)
 	}
 	return nil
+}
+
+// writeBlobs writes the layer blobs of res that dir's layout lacks, each
+// to a temp file beside it that is renamed into place once complete, so
+// an interrupt leaves no partial blob under a digest's name.
+func writeBlobs(ctx context.Context, dir string, res oci.Result) error {
+	var imgs []v1.Image
+	switch r := res.(type) {
+	case v1.Image:
+		imgs = append(imgs, r)
+	case v1.ImageIndex:
+		im, err := r.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			img, err := r.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			imgs = append(imgs, img)
+		}
+	}
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		ls, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			if err := writeBlob(ctx, blobs, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeBlob(ctx context.Context, blobs string, l v1.Layer) error {
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	final := filepath.Join(blobs, d.Hex)
+	if st, err := os.Stat(final); err == nil && st.Size() == size {
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(blobs, ".packer-blob-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(layers.ContextWriter(ctx, tmp), rc)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("layer %s: wrote %d bytes, want %d", d, n, size)
+	}
+	return os.Rename(tmp.Name(), final)
 }

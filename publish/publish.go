@@ -116,8 +116,8 @@ var _ Local = (*Layout)(nil)
 func (l *Layout) Check(int) error { return checkLayoutDest(l.Dir) }
 
 // Publish implements Publisher.
-func (l *Layout) Publish(_ context.Context, b *oci.Built, att oci.Attachments) (*Published, error) {
-	if err := WriteLayout(l.Dir, b.Result, l.Tags, att.Referrers...); err != nil {
+func (l *Layout) Publish(ctx context.Context, b *oci.Built, att oci.Attachments) (*Published, error) {
+	if err := WriteLayout(ctx, l.Dir, b.Result, l.Tags, att.Referrers...); err != nil {
 		return nil, err
 	}
 	tags := l.Tags
@@ -152,8 +152,8 @@ func (t *Tarball) Check(platforms int) error {
 }
 
 // Publish implements Publisher. A docker-archive has no place for SBOMs.
-func (t *Tarball) Publish(_ context.Context, b *oci.Built, att oci.Attachments) (*Published, error) {
-	if err := WriteTarball(t.File, b.Result, t.Tags); err != nil {
+func (t *Tarball) Publish(ctx context.Context, b *oci.Built, att oci.Attachments) (*Published, error) {
+	if err := WriteTarball(ctx, t.File, b.Result, t.Tags); err != nil {
 		return nil, err
 	}
 	p := &Published{Path: t.File}

@@ -66,11 +66,11 @@ func TestLayoutAndTarball(t *testing.T) {
 	}
 	want, _ := res.Digest()
 	dir := filepath.Join(t.TempDir(), "out")
-	if err := WriteLayout(dir, res, []string{"v1"}); err != nil {
+	if err := WriteLayout(t.Context(), dir, res, []string{"v1"}); err != nil {
 		t.Fatal(err)
 	}
 	// Writing again with another tag adds it; the same tag is replaced.
-	if err := WriteLayout(dir, res, []string{"v1", "v2"}); err != nil {
+	if err := WriteLayout(t.Context(), dir, res, []string{"v1", "v2"}); err != nil {
 		t.Fatal(err)
 	}
 	idx, err := layout.ImageIndexFromPath(dir)
@@ -93,7 +93,7 @@ func TestLayoutAndTarball(t *testing.T) {
 
 	notLayout := t.TempDir()
 	os.WriteFile(filepath.Join(notLayout, "precious.txt"), []byte("keep"), 0o644)
-	if err := WriteLayout(notLayout, res, nil); err == nil {
+	if err := WriteLayout(t.Context(), notLayout, res, nil); err == nil {
 		t.Errorf("WriteLayout into a non-layout directory succeeded")
 	}
 	if b, _ := os.ReadFile(filepath.Join(notLayout, "precious.txt")); string(b) != "keep" {
@@ -102,7 +102,7 @@ func TestLayoutAndTarball(t *testing.T) {
 
 	tarPath := filepath.Join(t.TempDir(), "img.tar")
 	tag, _ := name.NewTag("hello:v1")
-	if err := WriteTarball(tarPath, res, []name.Tag{tag}); err != nil {
+	if err := WriteTarball(t.Context(), tarPath, res, []name.Tag{tag}); err != nil {
 		t.Fatal(err)
 	}
 	img, err := tarball.ImageFromPath(tarPath, &tag)
@@ -132,10 +132,10 @@ func TestLayoutReferrersFollowTheirImage(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	a, ra := mk("a")
 	b, rb := mk("b")
-	if err := WriteLayout(dir, a, []string{"v1", "keep"}, ra); err != nil {
+	if err := WriteLayout(t.Context(), dir, a, []string{"v1", "keep"}, ra); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteLayout(dir, b, []string{"v1"}, rb); err != nil {
+	if err := WriteLayout(t.Context(), dir, b, []string{"v1"}, rb); err != nil {
 		t.Fatal(err)
 	}
 	entries := 0
@@ -155,7 +155,7 @@ func TestLayoutReferrersFollowTheirImage(t *testing.T) {
 		t.Errorf("a's SBOM was dropped while tag keep still points at a: %v", got)
 	}
 	// Retag keep too: now a has no tag and its SBOM goes.
-	if err := WriteLayout(dir, b, []string{"keep"}, rb); err != nil {
+	if err := WriteLayout(t.Context(), dir, b, []string{"keep"}, rb); err != nil {
 		t.Fatal(err)
 	}
 	got = digests()

@@ -154,7 +154,7 @@ func TestBaseFromRegistryAndLayout(t *testing.T) {
 	baseDigest, _ := base.Digest()
 
 	layoutDir := filepath.Join(t.TempDir(), "base-layout")
-	if err := publish.WriteLayout(layoutDir, base, []string{"distro"}); err != nil {
+	if err := publish.WriteLayout(t.Context(), layoutDir, base, []string{"distro"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -75,7 +75,7 @@ func testImage(t *testing.T) v1.Image {
 
 func TestScan(t *testing.T) {
 	img := testImage(t)
-	cs, err := Scan(img, nil)
+	cs, err := Scan(t.Context(), img, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestScan(t *testing.T) {
 }
 
 func goVersion(t *testing.T) string {
-	cs, _ := Scan(testImage(t), nil)
+	cs, _ := Scan(t.Context(), testImage(t), nil)
 	for _, c := range cs {
 		if c.Name == "stdlib" {
 			if !strings.HasPrefix(c.Version, "go1.") {
@@ -137,7 +137,7 @@ func goVersion(t *testing.T) string {
 
 func TestDocumentsAreDeterministicAndWellFormed(t *testing.T) {
 	img := testImage(t)
-	cs, _ := Scan(img, nil)
+	cs, _ := Scan(t.Context(), img, nil)
 	sub := Subject{Name: "app", Digest: "sha256:" + strings.Repeat("a", 64), Created: time.Unix(1700000000, 0), Tool: "packer test"}
 	s1, _ := SPDX(sub, cs)
 	s2, _ := SPDX(sub, cs)

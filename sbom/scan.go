@@ -10,6 +10,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"debug/buildinfo"
 	"encoding/base64"
 	"encoding/hex"
@@ -60,14 +61,14 @@ type layerScan struct {
 // Scan reads the image's layers, bottom up, and returns its packages.
 // Files deleted by a later layer (whiteouts) are not reported. cache may
 // be nil.
-func Scan(img v1.Image, cache Cache) ([]Component, error) {
+func Scan(ctx context.Context, img v1.Image, cache Cache) ([]Component, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{} // path → content, for files of interest
 	for _, l := range ls {
-		ly, err := scanCached(l, cache)
+		ly, err := scanCached(ctx, l, cache)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +119,7 @@ func interesting(name string) bool {
 		npmPkgRe.MatchString(name) || strings.HasSuffix(name, "node_modules/.package-lock.json") || distRe.MatchString(name)
 }
 
-func scanCached(l v1.Layer, cache Cache) (*layerScan, error) {
+func scanCached(ctx context.Context, l v1.Layer, cache Cache) (*layerScan, error) {
 	d, err := l.Digest()
 	if err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func scanCached(l v1.Layer, cache Cache) (*layerScan, error) {
 	}
 	defer rc.Close()
 	ly := &layerScan{Files: map[string][]byte{}}
-	if err := scanLayer(rc, ly); err != nil {
+	if err := scanLayer(layers.ContextReader(ctx, rc), ly); err != nil {
 		return nil, err
 	}
 	if cache != nil {

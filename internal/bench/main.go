@@ -105,7 +105,7 @@ func writeLayer(dir string) {
 	for _, f := range files {
 		n += f.Size
 	}
-	l, err := store.Write(func(w io.Writer) error { return layers.WriteTar(w, files, layers.Spec{Dest: "/tree"}) })
+	l, err := store.Write(context.Background(), func(w io.Writer) error { return layers.WriteTar(w, files, layers.Spec{Dest: "/tree"}) })
 	if err != nil {
 		panic(err)
 	}
@@ -237,7 +237,7 @@ func koSuite(packer, fixture string, runs int) error {
 	tmp := mustTemp()
 	defer os.RemoveAll(tmp)
 	store, _ := layers.NewStore(filepath.Join(tmp, "base-store"))
-	base, err := builder.StaticBase(store, time.Unix(0, 0), v1.Platform{OS: "linux", Architecture: "amd64"})
+	base, err := builder.StaticBase(context.Background(), store, time.Unix(0, 0), v1.Platform{OS: "linux", Architecture: "amd64"})
 	if err != nil {
 		return err
 	}
