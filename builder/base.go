@@ -15,13 +15,14 @@ import (
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/plan"
 )
 
 // Non-root identity every image runs as unless the plan says otherwise.
 const (
-	NonRootUID  = 65532
-	NonRootName = "nonroot"
-	NonRootHome = "/home/nonroot"
+	NonRootUID  = plan.NonRootUID
+	NonRootName = plan.NonRootName
+	NonRootHome = plan.NonRootHome
 )
 
 var (
@@ -94,7 +95,7 @@ done
 `
 
 // InitPath is where the init script goes in the image.
-const InitPath = "/opt/packer/init"
+const InitPath = plan.InitPath
 
 // initEntries is the layer holding the init script for bash at bashPath.
 func initEntries(bashPath string) []layers.Entry {

@@ -773,10 +773,13 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step, pl v1.Platform, ba
 		return "", fmt.Errorf("step %s needs %s: `%s` failed: %w %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out))
 	}
 	b.tcCache[k] = out
-	if strings.Contains(strings.Join(s.Toolchain, " "), "node --version") && b.plan.Runtime["node"] != "" {
-		host := strings.TrimPrefix(strings.SplitN(strings.TrimSpace(out), ".", 2)[0], "v")
-		if host != b.plan.Runtime["node"] {
-			b.logf("warning: this machine has Node.js %s but the image runs Node.js %s: native addons compiled here are built for Node.js %s's ABI and may fail to load; use Node.js %s here (or set engines.node / .nvmrc to %s)", host, b.plan.Runtime["node"], host, b.plan.Runtime["node"], host)
+	for _, c := range b.plan.ToolchainChecks {
+		re, err := regexp.Compile(c.Pattern)
+		if err != nil {
+			continue // plan.Validate refuses it
+		}
+		if m := re.FindStringSubmatch(strings.TrimSpace(out)); len(m) > 1 && m[1] != c.Want {
+			b.logf("warning: %s", strings.NewReplacer("${have}", m[1], "${want}", c.Want).Replace(c.Message))
 		}
 	}
 	return out, nil
@@ -811,15 +814,10 @@ func (b *builder) stage(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-// nodeArch maps GOARCH names to Node's process.arch names.
-var nodeArch = map[string]string{"amd64": "x64", "arm64": "arm64", "arm": "arm", "386": "ia32", "ppc64le": "ppc64", "s390x": "s390x", "riscv64": "riscv64"}
-
-// machine maps GOARCH names to uname -m names.
-var machine = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
 func expandPlatform(s string, pl v1.Platform) string {
+	a, _ := plan.ArchOf(pl.Architecture)
 	return strings.NewReplacer(plan.TargetOS, pl.OS, plan.TargetArch, pl.Architecture, plan.TargetVariant, pl.Variant,
-		plan.NodeArch, nodeArch[pl.Architecture], plan.TargetMachine, machine[pl.Architecture]).Replace(s)
+		plan.NodeArch, a.Node, plan.TargetMachine, a.Uname).Replace(s)
 }
 
 func expandEnv(env map[string]string, pl v1.Platform) map[string]string {

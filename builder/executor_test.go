@@ -262,3 +262,32 @@ func imageFiles(t *testing.T, img v1.Image) map[string][]byte {
 	}
 	return out
 }
+
+// A plan's toolchain check warns when the probe shows another runtime
+// than the image's (no language knowledge in the builder itself).
+func TestToolchainCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "x")
+	fake := &fakeExecutor{probe: "v18.19.0\n11.0.0\n", steps: map[string]func(builder.StepRun) error{
+		"deps": func(r builder.StepRun) error { return os.MkdirAll(filepath.Join(r.Dir, ".out/deps"), 0o755) },
+	}}
+	p := stepPlan()
+	p.Steps, p.Layers = p.Steps[:1], p.Layers[:1]
+	p.ToolchainChecks = []plan.ToolchainCheck{{Pattern: `^v(\d+)\.`, Want: "20", Message: "host ${have}, image ${want}"}}
+	store, _ := layers.NewStore(t.TempDir())
+	var log bytes.Buffer
+	if _, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "warning: host 18, image 20") {
+		t.Errorf("no toolchain warning in the log:\n%s", log.String())
+	}
+	fake.probe = "v20.1.0\n"
+	log.Reset()
+	if _, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "warning") {
+		t.Errorf("a matching toolchain warned:\n%s", log.String())
+	}
+}

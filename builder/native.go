@@ -10,21 +10,18 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/plan"
 )
-
-var elfMachine = map[string]elf.Machine{
-	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "386": elf.EM_386,
-	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
-}
 
 // checkNative fails when an ELF file among files (a native addon, a shared
 // object, a prebuilt binary) is for another machine than the target: it
 // would not load in the image. The error names the package directory.
 func checkNative(files []layers.File, pl v1.Platform) error {
-	want, ok := elfMachine[pl.Architecture]
+	a, ok := plan.ArchOf(pl.Architecture)
 	if !ok {
 		return nil
 	}
+	want := a.ELF
 	for _, f := range files {
 		if !f.Mode.IsRegular() || f.Size < 64 {
 			continue
@@ -55,9 +52,9 @@ func checkNative(files []layers.File, pl v1.Platform) error {
 }
 
 func machineName(m elf.Machine) string {
-	for arch, mm := range elfMachine {
-		if mm == m {
-			return arch
+	for _, a := range plan.Archs {
+		if a.ELF == m {
+			return a.GOARCH
 		}
 	}
 	return m.String()

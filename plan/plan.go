@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -87,6 +88,11 @@ type Plan struct {
 
 	// Runtime names the language runtime versions the image targets
 	// ({"node": "22"}); build warns when the host toolchain differs.
+	// ToolchainChecks compare the steps' toolchain probes with the
+	// image's runtime (a Node.js major that differs from the image's
+	// builds native addons for the wrong ABI): the builder warns.
+	ToolchainChecks []ToolchainCheck `json:"toolchainChecks,omitempty"`
+
 	Runtime map[string]string `json:"runtime,omitempty"`
 
 	// Origins says where each configurable value came from: "detected",
@@ -96,6 +102,15 @@ type Plan struct {
 }
 
 // ErrorHint maps a step failure's output to advice.
+// ToolchainCheck is checked against each toolchain probe's output: when
+// Pattern matches and its first group differs from Want, the builder logs
+// Message as a warning, with ${have} and ${want} replaced.
+type ToolchainCheck struct {
+	Pattern string `json:"pattern"`
+	Want    string `json:"want"`
+	Message string `json:"message"`
+}
+
 type ErrorHint struct {
 	Pattern string `json:"pattern"`
 	Message string `json:"message"`
@@ -235,6 +250,11 @@ func (p *Plan) Validate() error {
 			if path.IsAbs(inc) || strings.HasPrefix(path.Clean(inc), "..") {
 				return fmt.Errorf("layer %q includes %q, which is outside its source", l.Name, inc)
 			}
+		}
+	}
+	for _, c := range p.ToolchainChecks {
+		if re, err := regexp.Compile(c.Pattern); err != nil || re.NumSubexp() < 1 {
+			return fmt.Errorf("toolchain check %q is not a regular expression with a group", c.Pattern)
 		}
 	}
 	return nil

@@ -25,7 +25,7 @@ import (
 var RuntimeDirs = []string{"templates", "static", "public", "assets"}
 
 // AppDir is where the binary and runtime directories land in the image.
-const AppDir = "/app"
+const AppDir = plan.AppDir
 
 // Provider is the Go provider.
 type Provider struct{}
@@ -88,7 +88,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Entrypoint: []string{path.Join(AppDir, name)},
 		Env:        map[string]string{"PORT": "8080"},
 		WorkingDir: AppDir,
-		User:       "65532:65532",
+		User:       plan.NonRootUser,
 		Ports:      []int{8080},
 	}
 	var dirs []string

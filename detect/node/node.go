@@ -26,7 +26,7 @@ import (
 const DefaultMajor = 22
 
 // AppDir is where the app lands in the image.
-const AppDir = "/app"
+const AppDir = plan.AppDir
 
 type packageJSON struct {
 	Name                 string            `json:"name"`
@@ -443,11 +443,15 @@ func newPlan(major int, workdir string) *plan.Plan {
 		Base:       fmt.Sprintf("node:%d-slim", major),
 		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
 		WorkingDir: workdir,
-		User:       "65532:65532",
+		User:       plan.NonRootUser,
 		Ports:      []int{8080},
 		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
 		Runtime:    map[string]string{"node": strconv.Itoa(major)},
-		Init:       true,
+		ToolchainChecks: []plan.ToolchainCheck{{
+			Pattern: `^v(\d+)\.`, Want: strconv.Itoa(major),
+			Message: "this machine has Node.js ${have} but the image runs Node.js ${want}: native addons compiled here are built for Node.js ${have}'s ABI and may fail to load; use Node.js ${want} here (or set engines.node / .nvmrc to ${have})",
+		}},
+		Init: true,
 	}
 }
 

@@ -24,7 +24,7 @@ const DefaultVersion = "3.13"
 
 // Where things land in the image.
 const (
-	AppDir      = "/app"
+	AppDir      = plan.AppDir
 	PackagesDir = "/opt/python/packages"
 )
 
@@ -95,7 +95,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Base:       "python:" + version + "-slim",
 		Exclude:    []string{".venv", "venv", "env/pyvenv.cfg", "**/__pycache__", "**/*.pyc", ".tox", ".nox", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info", ".packer-out"},
 		WorkingDir: AppDir,
-		User:       "65532:65532",
+		User:       plan.NonRootUser,
 		Ports:      []int{8080},
 		Env: map[string]string{
 			"PORT": "8080", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": PackagesDir,

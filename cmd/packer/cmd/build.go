@@ -19,6 +19,7 @@ import (
 	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/pipeline"
+	"github.com/packer-build/packer/plan"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
@@ -260,8 +261,6 @@ func inside(dir, p string) (string, bool) {
 	return filepath.ToSlash(rel), true
 }
 
-var knownArch = map[string]bool{"amd64": true, "arm64": true, "arm": true, "386": true, "ppc64le": true, "s390x": true, "riscv64": true}
-
 // ParsePlatforms parses a comma-separated --platform list; empty means
 // linux on this machine's architecture.
 func ParsePlatforms(s string) ([]v1.Platform, error) {
@@ -279,8 +278,12 @@ func ParsePlatforms(s string) ([]v1.Platform, error) {
 		if p.OS != "linux" {
 			return nil, fmt.Errorf("invalid --platform %q: packer builds linux images; use linux/ARCH", part)
 		}
-		if !knownArch[p.Architecture] {
-			return nil, fmt.Errorf("invalid --platform %q: unknown architecture %q; use one of amd64, arm64, arm, 386, ppc64le, s390x, riscv64", part, p.Architecture)
+		if _, ok := plan.ArchOf(p.Architecture); !ok {
+			var names []string
+			for _, a := range plan.Archs {
+				names = append(names, a.GOARCH)
+			}
+			return nil, fmt.Errorf("invalid --platform %q: unknown architecture %q; use one of %s", part, p.Architecture, strings.Join(names, ", "))
 		}
 		if seen[p.String()] {
 			return nil, fmt.Errorf("--platform lists %s twice", p.String())
