@@ -6,6 +6,7 @@ import (
 	"github.com/packer-build/packer/detect/golang"
 	"github.com/packer-build/packer/detect/node"
 	"github.com/packer-build/packer/detect/python"
+	"github.com/packer-build/packer/detect/static"
 )
 
 // Providers returns the providers in the order they are tried; the first
@@ -16,5 +17,6 @@ func Providers() []detect.Provider {
 		golang.Provider{},
 		node.Provider{},
 		python.Provider{},
+		static.Provider{},
 	}
 }

@@ -14,8 +14,9 @@ for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]]) {
 }
 `
 
-// serverJS is the small static file server for single-page apps: files
-// from /app/public, index.html for unknown routes without an extension,
+// serverJS is the small static file server for single-page apps and
+// static sites: files from /app/public, index.html for unknown routes
+// without an extension (or, for a site, NAME.html and 404.html),
 // content types by extension, long-lived caching for hashed assets and
 // no-cache for HTML. No dependencies.
 const serverJS = `'use strict';
@@ -53,6 +54,19 @@ function send(req, res, file, status) {
   });
 }
 
+// PACKER_STATIC=site: a multi-page site (clean URLs: /about serves
+// about.html; unknown paths get 404.html with status 404). Otherwise a
+// single-page app: routes without an extension get index.html.
+const site = process.env.PACKER_STATIC === 'site';
+
+function notFound(req, res) {
+  const page = path.join(root, '404.html');
+  fs.stat(page, (err, st) => {
+    if (site && !err && st.isFile()) return send(req, res, page, 404);
+    res.writeHead(404, {'Content-Type': 'text/plain'}); res.end('not found\n');
+  });
+}
+
 const server = http.createServer((req, res) => {
   if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, {'Allow': 'GET, HEAD'}); res.end(); return; }
   let p;
@@ -62,9 +76,12 @@ const server = http.createServer((req, res) => {
   fs.stat(file, (err, st) => {
     if (!err && st.isDirectory()) return send(req, res, path.join(file, 'index.html'), 200);
     if (!err && st.isFile()) return send(req, res, file, 200);
-    // SPA fallback: routes without a file extension get index.html.
-    if (path.extname(p) === '') return send(req, res, path.join(root, 'index.html'), 200);
-    res.writeHead(404, {'Content-Type': 'text/plain'}); res.end('not found\n');
+    if (path.extname(p) === '') {
+      // SPA fallback: routes without a file extension get index.html.
+      if (!site) return send(req, res, path.join(root, 'index.html'), 200);
+      return fs.stat(file + '.html', (e, hs) => (!e && hs.isFile()) ? send(req, res, file + '.html', 200) : notFound(req, res));
+    }
+    notFound(req, res);
   });
 });
 server.listen(port, host, () => console.log('serving ' + root + ' on ' + host + ':' + port));

@@ -455,6 +455,26 @@ func newPlan(major int, workdir string) *plan.Plan {
 	}
 }
 
+// StaticServer returns a plan that serves the files a layer puts in
+// /app/public with packer's static file server on Node.js major, for a
+// provider that has files to serve and no server of its own (a static
+// site): the server and signal layers, the entrypoint and environment.
+// The caller adds the files' layer and its evidence.
+func StaticServer(major int, site bool) *plan.Plan {
+	p := newPlan(major, AppDir)
+	p.ToolchainChecks = nil // no steps: nothing is compiled here
+	p.Layers = []plan.Layer{
+		signalsLayer(),
+		{Name: "server", From: plan.FromInline, Dest: AppDir, Files: map[string]string{"server.js": serverJS}},
+	}
+	p.Entrypoint = []string{"node", AppDir + "/server.js"}
+	p.Env["HOST"] = "0.0.0.0"
+	if site {
+		p.Env["PACKER_STATIC"] = "site"
+	}
+	return p
+}
+
 // signalsLayer holds the preload NODE_OPTIONS names.
 func signalsLayer() plan.Layer {
 	return plan.Layer{Name: "packer", From: plan.FromInline, Dest: "/opt/packer", Files: map[string]string{"signals.js": signalsJS}}
