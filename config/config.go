@@ -231,40 +231,24 @@ func keyLines(raw []byte) map[string]int {
 	return out
 }
 
-// FileOverrides turns packer.toml into overrides with origins
+// Overrides turns packer.toml into overrides with origins
 // "packer.toml:LINE".
 func (f *File) Overrides(name string, lines map[string]int) *Overrides {
-	o := &Overrides{origins: map[string]string{}}
+	o := NewOverrides()
 	if f == nil {
 		return o
 	}
-	tomlKey := map[string]string{"workingDir": "workdir", "stopSignal": "stop_signal"}
 	at := func(key string) string {
-		if k, ok := tomlKey[key]; ok {
-			key = k
-		}
 		if l, ok := lines[key]; ok {
 			return fmt.Sprintf("%s:%d", name, l)
 		}
 		return name
 	}
-	set := func(key string, ok bool, apply func()) {
-		if ok {
-			apply()
-			o.origins[key] = at(key)
+	for _, s := range Settings {
+		if v, ok := s.File(f); ok {
+			o.Set(s.Key, v, at(s.TOML))
 		}
 	}
-	set("provider", f.Provider != "", func() { o.Provider = f.Provider })
-	set("base", f.Base != "", func() { o.Base = f.Base })
-	set("target", f.Target != "", func() { o.Target = f.Target })
-	set("entrypoint", f.Entrypoint != nil, func() { o.Entrypoint = f.Entrypoint })
-	set("cmd", f.Cmd != nil, func() { o.Cmd = f.Cmd })
-	set("user", f.User != "", func() { o.User = f.User })
-	set("workingDir", f.Workdir != "", func() { o.Workdir = f.Workdir })
-	set("ports", f.Ports != nil, func() { o.Ports = f.Ports })
-	set("platforms", f.Platforms != nil, func() { o.Platforms = f.Platforms })
-	set("stopSignal", f.StopSignal != "", func() { o.StopSignal = f.StopSignal })
-	set("volumes", f.Volumes != nil, func() { o.Volumes = f.Volumes })
 	for _, p := range f.Exclude {
 		o.Context = append(o.Context, p)
 	}
@@ -305,49 +289,23 @@ func tableName(toml string) string {
 	return toml
 }
 
-// EnvOverrides reads PACKER_* variables: PACKER_PROVIDER, PACKER_BASE,
-// PACKER_TARGET, PACKER_USER, PACKER_WORKDIR, PACKER_PLATFORM,
-// PACKER_PORT (comma list), PACKER_ENTRYPOINT, PACKER_CMD,
-// PACKER_STOP_SIGNAL.
+// EnvOverrides reads the PACKER_* variables of Settings (PACKER_BASE,
+// PACKER_PORT as a comma list, PACKER_ENTRYPOINT as words or JSON, ...).
 func EnvOverrides(lookup func(string) (string, bool)) (*Overrides, error) {
-	o := &Overrides{origins: map[string]string{}}
-	str := func(env, key string, dst *string) {
-		if v, ok := lookup(env); ok && v != "" {
-			*dst = v
-			o.origins[key] = env
+	o := NewOverrides()
+	for _, s := range Settings {
+		if s.Env == "" {
+			continue
 		}
-	}
-	str("PACKER_PROVIDER", "provider", &o.Provider)
-	str("PACKER_BASE", "base", &o.Base)
-	str("PACKER_TARGET", "target", &o.Target)
-	str("PACKER_USER", "user", &o.User)
-	str("PACKER_WORKDIR", "workingDir", &o.Workdir)
-	str("PACKER_STOP_SIGNAL", "stopSignal", &o.StopSignal)
-	if v, ok := lookup("PACKER_PLATFORM"); ok && v != "" {
-		o.Platforms = strings.Split(v, ",")
-		o.origins["platforms"] = "PACKER_PLATFORM"
-	}
-	if v, ok := lookup("PACKER_PORT"); ok && v != "" {
-		ports, err := ParsePorts(strings.Split(v, ","))
+		raw, ok := lookup(s.Env)
+		if !ok || raw == "" {
+			continue
+		}
+		v, err := s.Parse([]string{raw})
 		if err != nil {
-			return nil, fmt.Errorf("PACKER_PORT: %w", err)
+			return nil, fmt.Errorf("%s: %w", s.Env, err)
 		}
-		o.Ports = ports
-		o.origins["ports"] = "PACKER_PORT"
-	}
-	for env, key := range map[string]string{"PACKER_ENTRYPOINT": "entrypoint", "PACKER_CMD": "cmd"} {
-		if v, ok := lookup(env); ok && v != "" {
-			argv, err := SplitCommand(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", env, err)
-			}
-			if key == "entrypoint" {
-				o.Entrypoint = argv
-			} else {
-				o.Cmd = argv
-			}
-			o.origins[key] = env
-		}
+		o.Set(s.Key, v, s.Env)
 	}
 	return o, nil
 }

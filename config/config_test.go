@@ -107,8 +107,7 @@ func TestPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	flags := NewOverrides()
-	flags.Base = "from-flag"
-	flags.SetOrigin("base", "--base")
+	flags.Set("base", "from-flag", "--base")
 	flags.Env = map[string]string{"B": "flag"}
 	flags.SetOrigin("env.B", "--env")
 
@@ -156,8 +155,7 @@ func TestPrecedence(t *testing.T) {
 
 	t.Run("entrypoint resets detected cmd", func(t *testing.T) {
 		o := NewOverrides()
-		o.Entrypoint = []string{"/bin/other"}
-		o.SetOrigin("entrypoint", "--entrypoint")
+		o.Set("entrypoint", []string{"/bin/other"}, "--entrypoint")
 		p := detected()
 		Merge(o).Apply(p)
 		if p.Cmd != nil || p.Entrypoint[0] != "/bin/other" {

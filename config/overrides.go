@@ -8,13 +8,10 @@ import (
 	"github.com/packer-build/packer/plan"
 )
 
-// Overrides are settings from one source. Zero values mean "not set".
+// Overrides are settings from one source. Unset values are absent.
 type Overrides struct {
-	Provider, Base, Target, User, Workdir, StopSignal string
-	Entrypoint, Cmd                                   []string
-	Ports                                             []int
-	Platforms                                         []string
-	Volumes                                           []string
+	// vals holds the values of Settings, by key.
+	vals map[string]any
 	// Context holds .dockerignore-style patterns (include as "!p").
 	Context                             []string
 	Env, BuildArgs, Labels, Annotations map[string]string
@@ -23,15 +20,35 @@ type Overrides struct {
 	origins map[string]string
 }
 
-// NewOverrides returns empty overrides whose values come from origin
-// unless Set says otherwise.
-func NewOverrides() *Overrides { return &Overrides{origins: map[string]string{}} }
+// NewOverrides returns empty overrides.
+func NewOverrides() *Overrides {
+	return &Overrides{vals: map[string]any{}, origins: map[string]string{}}
+}
 
-// SetOrigin records where key's value came from ("--user", ...).
+// Set records the value of the setting key (see Settings) and where it
+// came from ("--user", "PACKER_USER", "packer.toml:4").
+func (o *Overrides) Set(key string, v any, origin string) {
+	o.vals[key] = v
+	o.origins[key] = origin
+}
+
+// SetOrigin records where key's value came from ("--env", ...).
 func (o *Overrides) SetOrigin(key, origin string) { o.origins[key] = origin }
 
 // Origin returns where key's value came from, or "".
 func (o *Overrides) Origin(key string) string { return o.origins[key] }
+
+// String returns a string setting's value, or "".
+func (o *Overrides) String(key string) string {
+	s, _ := o.vals[key].(string)
+	return s
+}
+
+// Strings returns a list setting's value, or nil.
+func (o *Overrides) Strings(key string) []string {
+	s, _ := o.vals[key].([]string)
+	return s
+}
 
 // Merge layers overrides from lowest to highest precedence: later ones
 // win per value; maps merge per key; context patterns accumulate.
@@ -41,25 +58,19 @@ func Merge(layers ...*Overrides) *Overrides {
 		if o == nil {
 			continue
 		}
-		pick := func(key string, set bool, apply func()) {
-			if set {
-				apply()
-				m.origins[key] = o.origins[key]
+		for _, s := range Settings {
+			if v, ok := o.vals[s.Key]; ok {
+				m.Set(s.Key, v, o.origins[s.Key])
 			}
 		}
-		pick("provider", o.Provider != "", func() { m.Provider = o.Provider })
-		pick("base", o.Base != "", func() { m.Base = o.Base })
-		pick("target", o.Target != "", func() { m.Target = o.Target })
-		pick("user", o.User != "", func() { m.User = o.User })
-		pick("workingDir", o.Workdir != "", func() { m.Workdir = o.Workdir })
-		pick("stopSignal", o.StopSignal != "", func() { m.StopSignal = o.StopSignal })
-		pick("entrypoint", o.Entrypoint != nil, func() { m.Entrypoint = o.Entrypoint })
-		pick("cmd", o.Cmd != nil, func() { m.Cmd = o.Cmd })
-		pick("ports", o.Ports != nil, func() { m.Ports = o.Ports })
-		pick("platforms", o.Platforms != nil, func() { m.Platforms = o.Platforms })
-		pick("volumes", o.Volumes != nil, func() { m.Volumes = o.Volumes })
-		pick("healthcheck", o.Healthcheck != nil, func() { m.Healthcheck = o.Healthcheck })
-		pick("context", len(o.Context) > 0, func() { m.Context = append(m.Context, o.Context...) })
+		if o.Healthcheck != nil {
+			m.Healthcheck = o.Healthcheck
+			m.origins["healthcheck"] = o.origins["healthcheck"]
+		}
+		if len(o.Context) > 0 {
+			m.Context = append(m.Context, o.Context...)
+			m.origins["context"] = o.origins["context"]
+		}
 		mergeMap := func(table string, src map[string]string, dst *map[string]string) {
 			for k, v := range src {
 				if *dst == nil {
@@ -90,36 +101,20 @@ func (o *Overrides) Apply(p *plan.Plan) {
 	for k := range p.Env {
 		p.Origins["env."+k] = detected
 	}
-	set := func(key string, ok bool, apply func()) {
-		if ok {
-			apply()
-			p.Origins[key] = o.origins[key]
+	for _, s := range Settings {
+		if v, ok := o.vals[s.Key]; ok && s.Apply != nil {
+			s.Apply(p, v, o.origins[s.Key])
+			p.Origins[s.Key] = o.origins[s.Key]
 		}
 	}
-	set("base", o.Base != "", func() { p.Base = o.Base })
-	set("user", o.User != "", func() { p.User = o.User })
-	set("workingDir", o.Workdir != "", func() { p.WorkingDir = o.Workdir })
-	set("stopSignal", o.StopSignal != "", func() { p.StopSignal = o.StopSignal })
-	set("entrypoint", o.Entrypoint != nil, func() {
-		p.Entrypoint = o.Entrypoint
-		// As in a Dockerfile, a new ENTRYPOINT drops the detected CMD.
-		if o.Cmd == nil {
-			p.Cmd = nil
-		}
-	})
-	set("cmd", o.Cmd != nil, func() { p.Cmd = o.Cmd })
-	set("ports", o.Ports != nil, func() {
-		p.Ports = o.Ports
-		// The app is told which port to listen on.
-		if p.Env == nil {
-			p.Env = map[string]string{}
-		}
-		p.Env["PORT"] = fmt.Sprint(o.Ports[0])
-		p.Origins["env.PORT"] = o.origins["ports"]
-	})
-	set("volumes", o.Volumes != nil, func() { p.Volumes = o.Volumes })
-	set("healthcheck", o.Healthcheck != nil, func() { p.Healthcheck = o.Healthcheck })
-	set("context", len(o.Context) > 0, func() { p.Context = append(p.Context, o.Context...) })
+	if o.Healthcheck != nil {
+		p.Healthcheck = o.Healthcheck
+		p.Origins["healthcheck"] = o.origins["healthcheck"]
+	}
+	if len(o.Context) > 0 {
+		p.Context = append(p.Context, o.Context...)
+		p.Origins["context"] = o.origins["context"]
+	}
 	setMap := func(table string, src map[string]string, dst *map[string]string) {
 		for k, v := range src {
 			if *dst == nil {

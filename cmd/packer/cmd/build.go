@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/pipeline"
-	"github.com/packer-build/packer/plan"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
@@ -34,7 +33,6 @@ type buildOptions struct {
 	tags      []string
 	push      bool
 	outputs   []string
-	platforms string
 	insecure  []string
 	cacheDir  string
 	noCache   bool
@@ -76,12 +74,11 @@ Outputs (-o, repeatable):
 			return o.run(c, ro, dir)
 		},
 	}
-	o.planOptions.addFlags(c)
+	o.planOptions.addFlags(c, true)
 	f := c.Flags()
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name and tag, NAME[:TAG] (repeatable); registry references for --push")
 	f.BoolVar(&o.push, "push", false, "push to the registries named by -t")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, tar:FILE or registry (repeatable)")
-	f.StringVar(&o.platforms, "platform", "", "target platforms, comma separated (e.g. linux/amd64,linux/arm64); several give an image index (default: this machine's)")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
@@ -134,11 +131,7 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	if err != nil {
 		return nil, err
 	}
-	platformSpec := o.platforms
-	if !c.Flags().Changed("platform") && settings.Platforms != nil {
-		platformSpec = strings.Join(settings.Platforms, ",")
-	}
-	platforms, err := ParsePlatforms(platformSpec)
+	platforms, err := config.ParsePlatforms(strings.Join(settings.Strings("platforms"), ","))
 	if err != nil {
 		return nil, err
 	}
@@ -259,39 +252,6 @@ func inside(dir, p string) (string, bool) {
 		return "", false
 	}
 	return filepath.ToSlash(rel), true
-}
-
-// ParsePlatforms parses a comma-separated --platform list; empty means
-// linux on this machine's architecture.
-func ParsePlatforms(s string) ([]v1.Platform, error) {
-	if strings.TrimSpace(s) == "" {
-		return []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}, nil
-	}
-	var out []v1.Platform
-	seen := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		p, err := v1.ParsePlatform(part)
-		if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(part, "/") < 1 {
-			return nil, fmt.Errorf("invalid --platform %q: want OS/ARCH[/VARIANT], e.g. linux/amd64,linux/arm64", part)
-		}
-		if p.OS != "linux" {
-			return nil, fmt.Errorf("invalid --platform %q: packer builds linux images; use linux/ARCH", part)
-		}
-		if _, ok := plan.ArchOf(p.Architecture); !ok {
-			var names []string
-			for _, a := range plan.Archs {
-				names = append(names, a.GOARCH)
-			}
-			return nil, fmt.Errorf("invalid --platform %q: unknown architecture %q; use one of %s", part, p.Architecture, strings.Join(names, ", "))
-		}
-		if seen[p.String()] {
-			return nil, fmt.Errorf("--platform lists %s twice", p.String())
-		}
-		seen[p.String()] = true
-		out = append(out, *p)
-	}
-	return out, nil
 }
 
 func platformList(ps []v1.Platform) string {

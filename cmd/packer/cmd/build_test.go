@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/packer-build/packer/config"
 )
 
 func TestParsePlatforms(t *testing.T) {
@@ -24,23 +26,23 @@ func TestParsePlatforms(t *testing.T) {
 		{"linux/amd64,linux/amd64", "", "lists linux/amd64 twice"},
 		{"linux/amd64,", "", "want OS/ARCH"},
 	} {
-		ps, err := ParsePlatforms(tc.in)
+		ps, err := config.ParsePlatforms(tc.in)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParsePlatforms(%q) = %v, want error containing %q", tc.in, err, tc.wantErr)
+				t.Errorf("config.ParsePlatforms(%q) = %v, want error containing %q", tc.in, err, tc.wantErr)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("ParsePlatforms(%q) = %v", tc.in, err)
+			t.Errorf("config.ParsePlatforms(%q) = %v", tc.in, err)
 			continue
 		}
 		if got := platformList(ps); got != tc.want {
-			t.Errorf("ParsePlatforms(%q) = %s, want %s", tc.in, got, tc.want)
+			t.Errorf("config.ParsePlatforms(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
-	if ps, err := ParsePlatforms(""); err != nil || len(ps) != 1 || ps[0].OS != "linux" {
-		t.Errorf("ParsePlatforms(\"\") = %v, %v", ps, err)
+	if ps, err := config.ParsePlatforms(""); err != nil || len(ps) != 1 || ps[0].OS != "linux" {
+		t.Errorf("config.ParsePlatforms(\"\") = %v, %v", ps, err)
 	}
 }
 

@@ -21,26 +21,35 @@ import (
 
 // planOptions are the flags that shape a plan, shared by plan and build.
 type planOptions struct {
-	provider, target, base string
-	configFile             string
-	planFile               string
-	allowUnlocked          bool
+	// settings holds the flags of config.Settings, by key: a *string, or
+	// a *[]string for repeatable flags.
+	settings map[string]any
+
+	configFile    string
+	planFile      string
+	allowUnlocked bool
 
 	buildArgs      []string
 	allowSecretArg bool
 	env, envFiles  []string
 
-	ports                        []string
-	user, workdir, stopSignal    string
-	entrypoint, cmd, healthcheck string
-	labels, annotations, volumes []string
+	healthcheck         string
+	labels, annotations []string
 }
 
-func (o *planOptions) addFlags(c *cobra.Command) {
+func (o *planOptions) addFlags(c *cobra.Command, build bool) {
 	f := c.Flags()
-	f.StringVar(&o.provider, "provider", "", "use this provider instead of detecting one (golang, node)")
-	f.StringVar(&o.target, "target", "", "what to build inside the app, e.g. ./cmd/api for a Go module with several mains")
-	f.StringVar(&o.base, "base", "", "base image: a registry reference, scratch, builtin:static, or a local OCI layout oci:DIR[:TAG]")
+	o.settings = map[string]any{}
+	for _, s := range config.Settings {
+		if s.Flag == "" || (s.BuildOnly && !build) {
+			continue
+		}
+		if s.Repeat {
+			o.settings[s.Key] = f.StringArrayP(s.Flag, s.Short, nil, s.Usage)
+		} else {
+			o.settings[s.Key] = f.StringP(s.Flag, s.Short, "", s.Usage)
+		}
+	}
 	f.StringVar(&o.configFile, "config", "", "config file (default: DIR/packer.toml when present)")
 	f.BoolVar(&o.allowUnlocked, "allow-unlocked", false, "install dependencies even when the app has no lockfile (not reproducible)")
 	f.StringVar(&o.planFile, "plan", "", "use this plan (JSON, as printed by packer plan --json) instead of detecting one")
@@ -48,15 +57,8 @@ func (o *planOptions) addFlags(c *cobra.Command) {
 	f.BoolVar(&o.allowSecretArg, "allow-secret-build-args", false, "accept build args whose names look like secrets (TOKEN, PASSWORD, ...)")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "KEY=VALUE (or KEY, from the environment): image ENV only, not visible to steps")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "read image ENV from a file in docker's env-file format")
-	f.StringArrayVarP(&o.ports, "port", "p", nil, "port the app listens on (sets PORT to the first; repeatable)")
-	f.StringVarP(&o.user, "user", "u", "", "user the image runs as (UID[:GID])")
-	f.StringVarP(&o.workdir, "workdir", "w", "", "working directory in the image")
-	f.StringVar(&o.entrypoint, "entrypoint", "", `entrypoint, as words ("/app/server --flag") or a JSON array`)
-	f.StringVar(&o.cmd, "cmd", "", `command (arguments to the entrypoint), as words or a JSON array`)
 	f.StringArrayVar(&o.labels, "label", nil, "image label KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.annotations, "annotation", nil, "manifest annotation KEY=VALUE (repeatable)")
-	f.StringArrayVar(&o.volumes, "volume", nil, "declare a volume at PATH (repeatable)")
-	f.StringVar(&o.stopSignal, "stop-signal", "", "signal that stops the container (e.g. SIGINT)")
 	f.StringVar(&o.healthcheck, "healthcheck", "", `health check command: a shell command (CMD-SHELL) or a JSON array (CMD); also hinted as a Kubernetes probe annotation`)
 }
 
@@ -64,53 +66,26 @@ func (o *planOptions) addFlags(c *cobra.Command) {
 func (o *planOptions) flagOverrides(c *cobra.Command) (*config.Overrides, error) {
 	ov := config.NewOverrides()
 	changed := func(name string) bool { return c.Flags().Changed(name) }
-	str := func(flag, key string, v string, dst *string) {
-		if changed(flag) && v != "" {
-			*dst = v
-			ov.SetOrigin(key, "--"+flag)
-		}
-	}
-	str("provider", "provider", o.provider, &ov.Provider)
-	str("target", "target", o.target, &ov.Target)
-	str("base", "base", o.base, &ov.Base)
-	str("user", "user", o.user, &ov.User)
-	str("workdir", "workingDir", o.workdir, &ov.Workdir)
-	str("stop-signal", "stopSignal", o.stopSignal, &ov.StopSignal)
-	for flag, dst := range map[string]*[]string{"entrypoint": &ov.Entrypoint, "cmd": &ov.Cmd} {
-		v := o.entrypoint
-		if flag == "cmd" {
-			v = o.cmd
-		}
-		if !changed(flag) {
+	for _, s := range config.Settings {
+		ref, ok := o.settings[s.Key]
+		if !ok || !changed(s.Flag) {
 			continue
 		}
-		argv, err := config.SplitCommand(v)
+		var vals []string
+		switch r := ref.(type) {
+		case *string:
+			vals = []string{*r}
+		case *[]string:
+			vals = *r
+		}
+		v, err := s.Parse(vals)
 		if err != nil {
-			return nil, fmt.Errorf("--%s: %w", flag, err)
+			return nil, fmt.Errorf("--%s: %w", s.Flag, err)
 		}
-		*dst = argv
-		ov.SetOrigin(flag, "--"+flag)
-	}
-	if changed("port") {
-		var parts []string
-		for _, p := range o.ports {
-			parts = append(parts, strings.Split(p, ",")...)
+		if v == "" {
+			continue // --user "" leaves the setting unset
 		}
-		ports, err := config.ParsePorts(parts)
-		if err != nil {
-			return nil, fmt.Errorf("--port: %w", err)
-		}
-		ov.Ports = ports
-		ov.SetOrigin("ports", "--port")
-	}
-	if changed("volume") {
-		for _, v := range o.volumes {
-			if !strings.HasPrefix(v, "/") {
-				return nil, fmt.Errorf("--volume %q: want an absolute path in the image", v)
-			}
-		}
-		ov.Volumes = o.volumes
-		ov.SetOrigin("volumes", "--volume")
+		ov.Set(s.Key, v, "--"+s.Flag)
 	}
 	if changed("healthcheck") {
 		test := []string{"CMD-SHELL", o.healthcheck}
@@ -232,12 +207,12 @@ func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, *confi
 			return nil, nil, err
 		}
 	} else {
-		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.Target, AllowUnlocked: o.allowUnlocked}, builtin.Providers(), merged.Provider)
+		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.String("target"), AllowUnlocked: o.allowUnlocked}, builtin.Providers(), merged.String("provider"))
 		if err != nil {
 			return nil, nil, err
 		}
 	}
-	if merged.Provider != "" {
+	if merged.String("provider") != "" {
 		p.Evidence = append(p.Evidence, "provider chosen by "+merged.Origin("provider"))
 	}
 	merged.Apply(p)
@@ -303,7 +278,7 @@ func newPlan(ro *rootOptions) *cobra.Command {
 			return nil
 		},
 	}
-	o.addFlags(c)
+	o.addFlags(c, false)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	return c
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/registry"
 )
@@ -71,7 +72,7 @@ type indexManifester interface {
 }
 
 func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform string) (v1.Hash, indexManifester, func(v1.Hash) (v1.Image, error), error) {
-	pls, err := ParsePlatforms(platform)
+	pls, err := config.ParsePlatforms(platform)
 	if err != nil {
 		return v1.Hash{}, nil, nil, err
 	}

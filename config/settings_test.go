@@ -1,0 +1,92 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/packer-build/packer/plan"
+)
+
+// TestSettingsTable: each row of Settings works from every source it
+// names, with precedence flags > PACKER_* > packer.toml and the origin
+// recorded; a new row without a sample here fails.
+func TestSettingsTable(t *testing.T) {
+	samples := map[string]struct{ toml, env string }{
+		"provider":   {`"golang"`, "node"},
+		"base":       {`"reg.example/base:1"`, "reg.example/base:2"},
+		"target":     {`"./cmd/api"`, "./cmd/worker"},
+		"entrypoint": {`["/app/a", "x"]`, `/app/b "y z"`},
+		"cmd":        {`["--a"]`, "--b"},
+		"user":       {`"1:1"`, "2:2"},
+		"workingDir": {`"/srv"`, "/opt"},
+		"ports":      {`[9090]`, "7000,7001"},
+		"platforms":  {`["linux/arm64"]`, "linux/amd64,linux/arm64"},
+		"stopSignal": {`"SIGINT"`, "SIGQUIT"},
+		"volumes":    {`["/data"]`, ""},
+	}
+	fileKeys := map[string]bool{}
+	for _, k := range validKeys(nil) {
+		fileKeys[k] = true
+	}
+	flags := map[string]bool{}
+	for _, s := range Settings {
+		t.Run(s.Key, func(t *testing.T) {
+			sample, ok := samples[s.Key]
+			if !ok {
+				t.Fatalf("no sample for setting %q: add one to this test", s.Key)
+			}
+			if !fileKeys[s.TOML] {
+				t.Errorf("packer.toml key %q is not a field of File", s.TOML)
+			}
+			if s.Env != "" && !strings.HasPrefix(s.Env, "PACKER_") {
+				t.Errorf("variable %q does not start with PACKER_", s.Env)
+			}
+			if flags[s.Flag] {
+				t.Errorf("flag --%s is used twice", s.Flag)
+			}
+			flags[s.Flag] = true
+
+			f, lines, err := Parse("packer.toml", []byte(fmt.Sprintf("# settings\n%s = %s\n", s.TOML, sample.toml)))
+			if err != nil {
+				t.Fatalf("Parse() = %v", err)
+			}
+			layers := []*Overrides{f.Overrides("packer.toml", lines)}
+			if got := Merge(layers...).Origin(s.Key); got != "packer.toml:2" {
+				t.Errorf("from packer.toml: origin %q, want packer.toml:2", got)
+			}
+			want := "packer.toml:2"
+			if s.Env != "" && sample.env != "" {
+				env, err := EnvOverrides(func(k string) (string, bool) { return sample.env, k == s.Env })
+				if err != nil {
+					t.Fatalf("EnvOverrides() = %v", err)
+				}
+				layers = append(layers, env)
+				want = s.Env
+				if got := Merge(layers...).Origin(s.Key); got != want {
+					t.Errorf("env over file: origin %q, want %s", got, want)
+				}
+			}
+			flag := NewOverrides()
+			v, err := s.Parse([]string{strings.Trim(sample.env+" ", " ")})
+			if sample.env == "" {
+				v, err = s.Parse([]string{"/flag"})
+			}
+			if err != nil {
+				t.Fatalf("Parse(flag value) = %v", err)
+			}
+			flag.Set(s.Key, v, "--"+s.Flag)
+			m := Merge(append(layers, flag)...)
+			if got := m.Origin(s.Key); got != "--"+s.Flag {
+				t.Errorf("flag over all: origin %q, want --%s", got, s.Flag)
+			}
+			if s.Apply != nil {
+				p := &plan.Plan{Provider: "test", Base: "x", Env: map[string]string{}}
+				m.Apply(p)
+				if p.Origins[s.Key] != "--"+s.Flag {
+					t.Errorf("Apply: plan origin %q, want --%s", p.Origins[s.Key], s.Flag)
+				}
+			}
+		})
+	}
+}
