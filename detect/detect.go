@@ -99,3 +99,33 @@ func IsDir(src fs.FS, name string) bool {
 	st, err := fs.Stat(src, name)
 	return err == nil && st.IsDir()
 }
+
+// NeedTargetError says the app holds several things to build and the
+// user must choose one (the CLI names its flag, --target; packer.toml's
+// target and PACKER_TARGET work too).
+type NeedTargetError struct {
+	// What the choices are: "workspace package", "main package".
+	What string
+	// Why there is no default ("this is a workspace monorepo").
+	Why string
+	// Choices lists what can be built, as a target names them.
+	Choices []string
+}
+
+func (e *NeedTargetError) Error() string {
+	return fmt.Sprintf("%s (%s): choose the %s to build", e.Why, strings.Join(e.Choices, ", "), e.What)
+}
+
+// BadTargetError says the chosen target is not one of the choices.
+type BadTargetError struct {
+	Target, Reason string
+	Choices        []string
+}
+
+func (e *BadTargetError) Error() string {
+	msg := fmt.Sprintf("target %s %s", e.Target, e.Reason)
+	if len(e.Choices) > 0 {
+		msg += "; choose one of " + strings.Join(e.Choices, ", ")
+	}
+	return msg
+}

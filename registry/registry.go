@@ -261,16 +261,26 @@ func explain(what, reg string, err error) error {
 	if errors.As(err, &terr) {
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%s: %s refused the credentials (HTTP %d); log in with `docker login %s` or configure a credential helper", what, reg, terr.StatusCode, reg)
+			return &hinted{fmt.Sprintf("%s: %s refused the credentials (HTTP %d); log in with `docker login %s` or configure a credential helper", what, reg, terr.StatusCode, reg), err}
 		case http.StatusNotFound:
-			return fmt.Errorf("%s: not found on %s; check the name and tag", what, reg)
+			return &hinted{fmt.Sprintf("%s: not found on %s; check the name and tag", what, reg), err}
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	var nerr net.Error
 	var oerr *net.OpError
 	if errors.As(err, &oerr) || errors.As(err, &nerr) {
-		return fmt.Errorf("%s: cannot reach registry %s: %v; check the address and that it is running (plain HTTP registries need --insecure-registry %s)", what, reg, err, reg)
+		return &hinted{fmt.Sprintf("%s: cannot reach registry %s: %v; check the address and that it is running (plain HTTP registries need --insecure-registry %s)", what, reg, err, reg), err}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// hinted is an error whose message explains and hints, and which keeps
+// the original (a *transport.Error, a net.Error) reachable for errors.As.
+type hinted struct {
+	msg string
+	err error
+}
+
+func (h *hinted) Error() string { return h.msg }
+func (h *hinted) Unwrap() error { return h.err }

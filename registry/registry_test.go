@@ -3,8 +3,10 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -206,4 +209,19 @@ func TestBaseFromRegistryAndLayout(t *testing.T) {
 			t.Errorf("Resolve(wrong platform) = %v", err)
 		}
 	})
+}
+
+// Registry errors keep go-containerregistry's *transport.Error reachable
+// behind their explanation.
+func TestErrorsKeepTransportError(t *testing.T) {
+	host := newRegistry(t)
+	c := &registry.Client{}
+	_, _, err := c.Resolve(t.Context(), host+"/no/such:image", amd64)
+	var terr *transport.Error
+	if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+		t.Fatalf("Resolve(missing) = %v, want a *transport.Error with 404 inside", err)
+	}
+	if !strings.Contains(err.Error(), "not found on") {
+		t.Errorf("Resolve(missing) = %v, want the explanation", err)
+	}
 }

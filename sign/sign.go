@@ -158,3 +158,50 @@ func emptyArtifact() v1.Image {
 func Tag(digest v1.Hash) string {
 	return digest.Algorithm + "-" + digest.Hex + ".sig"
 }
+
+// Signer signs with a key: a cosign key pair's, or an ephemeral one
+// certified by Fulcio (Cert and Chain, PEM). When Tlog is set, every
+// signature is also recorded in that Rekor log and the entry's bundle is
+// stored beside it, as cosign sign does.
+type Signer struct {
+	Key   crypto.Signer
+	Cert  []byte
+	Chain []byte
+	Tlog  *Rekor
+}
+
+// KeySigner signs with a cosign key pair, without a transparency log.
+func KeySigner(key crypto.Signer) *Signer { return &Signer{Key: key} }
+
+// verifier is what a Rekor entry names as the signer: the certificate, or
+// the public key in PEM.
+func (s *Signer) verifier() ([]byte, error) {
+	if s.Cert != nil {
+		return s.Cert, nil
+	}
+	der, err := x509.MarshalPKIXPublicKey(s.Key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// annotate adds to a signature or attestation layer's annotations what
+// cosign checks beside the signature: the certificate and chain when keyless,
+// and, with a transparency log, the bundle of the entry that records it
+// (entry builds that log entry for this signer's verifier).
+func (s *Signer) annotate(ctx context.Context, into map[string]string, entry func(verifier []byte) any) error {
+	if s.Cert != nil {
+		into[CertificateAnnotation] = string(s.Cert)
+		into[ChainAnnotation] = string(s.Chain)
+	}
+	if s.Tlog == nil {
+		return nil
+	}
+	v, err := s.verifier()
+	if err != nil {
+		return err
+	}
+	into[BundleAnnotation], err = s.Tlog.Upload(ctx, entry(v))
+	return err
+}

@@ -162,7 +162,7 @@ func mainPackage(src fs.FS, modPath, target string) (string, error) {
 		choices = append(choices, pkgArg(d))
 	}
 	sort.Strings(choices)
-	return "", fmt.Errorf("several main packages and none is named like the module (%s): %s; choose one with --target, e.g. --target %s", want, strings.Join(choices, ", "), choices[0])
+	return "", &detect.NeedTargetError{What: "main package", Why: fmt.Sprintf("several main packages and none is named like the module (%s)", want), Choices: choices}
 }
 
 func pkgArg(dir string) string {

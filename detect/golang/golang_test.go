@@ -28,7 +28,7 @@ func TestPlanChoices(t *testing.T) {
 		{"major version suffix", fstest.MapFS{"go.mod": mod("example.com/app/v3"), "main.go": main}, "", "/app/app", ""},
 		{"single cmd", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/api/main.go": main, "lib.go": lib}, "", "/app/api", ""},
 		{"named like module", fstest.MapFS{"go.mod": mod("example.com/api"), "cmd/api/main.go": main, "cmd/tool/main.go": main}, "", "/app/api", ""},
-		{"ambiguous", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "", "", "several main packages and none is named like the module (x): ./cmd/a, ./cmd/b; choose one with --target"},
+		{"ambiguous", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "", "", "several main packages and none is named like the module (x) (./cmd/a, ./cmd/b): choose the main package to build"},
 		{"target", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "./cmd/b", "/app/b", ""},
 		{"target not main", fstest.MapFS{"go.mod": mod("example.com/x"), "lib/lib.go": lib}, "./lib", "", "--target \"./lib\" is not a main package"},
 		{"target outside", fstest.MapFS{"go.mod": mod("example.com/x")}, "../other", "", "must be a directory inside the module"},

@@ -242,12 +242,12 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		return nil, err
 	}
 	if target == "" {
-		return nil, fmt.Errorf("this is a workspace monorepo (%s): choose the package to build with --target DIR", workspaceList(all))
+		return nil, &detect.NeedTargetError{What: "package", Why: "this is a workspace monorepo", Choices: workspaceDirs(all)}
 	}
 	dir := path.Clean(strings.TrimPrefix(target, "./"))
 	app, ok := all[dir]
 	if !ok {
-		return nil, fmt.Errorf("--target %s is not a package of this workspace; choose one of %s", target, workspaceList(all))
+		return nil, &detect.BadTargetError{Target: target, Reason: "is not a package of this workspace", Choices: workspaceDirs(all)}
 	}
 	local := closure(app, all)
 	evidence = append(evidence, fmt.Sprintf("workspace monorepo: building %s (%s)", dir, app.pkg.Name))

@@ -104,10 +104,14 @@ func closure(app workspace, all map[string]workspace) []string {
 }
 
 func workspaceList(all map[string]workspace) string {
+	return strings.Join(workspaceDirs(all), ", ")
+}
+
+func workspaceDirs(all map[string]workspace) []string {
 	var dirs []string
 	for d := range all {
 		dirs = append(dirs, d)
 	}
 	sort.Strings(dirs)
-	return strings.Join(dirs, ", ")
+	return dirs
 }

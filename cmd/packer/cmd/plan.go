@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -209,7 +210,7 @@ func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, *confi
 	} else {
 		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.String("target"), AllowUnlocked: o.allowUnlocked}, builtin.Providers(), merged.String("provider"))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, withFlagHints(err)
 		}
 	}
 	if merged.String("provider") != "" {
@@ -345,4 +346,18 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	for _, k := range slices.Sorted(maps.Keys(p.Annotations)) {
 		fmt.Fprintf(w, "annotation:  %s=%s%s\n", k, p.Annotations[k], from("annotations."+k))
 	}
+}
+
+// withFlagHints adds to a library's typed error the flag that fixes it:
+// the libraries speak of settings, the CLI of its flags.
+func withFlagHints(err error) error {
+	var need *detect.NeedTargetError
+	var bad *detect.BadTargetError
+	switch {
+	case errors.As(err, &need) && len(need.Choices) > 0:
+		return fmt.Errorf("%w with --target DIR (or target in packer.toml), e.g. --target %s", err, need.Choices[0])
+	case errors.As(err, &bad):
+		return fmt.Errorf("--%w", err)
+	}
+	return err
 }

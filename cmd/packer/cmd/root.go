@@ -47,7 +47,7 @@ func New() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "packer",
 		Short: "Build small, non-root, reproducible OCI images without a Docker daemon or a Dockerfile",
-		Long: `packer detects your app (Go today; Node.js and Python next), plans an image,
+		Long: `packer detects your app (Go, Node.js, Python, or a static site), plans an image,
 runs your toolchain in a private staging copy, writes deterministic layers on a
 base image and publishes the result to a registry, an OCI layout or a
 docker-archive tarball.`,
