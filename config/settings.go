@@ -108,7 +108,7 @@ var Settings = []Setting{
 			p.Env["PORT"] = fmt.Sprint(p.Ports[0])
 			p.Origins["env.PORT"] = origin
 		}},
-	{Key: "platforms", TOML: "platforms", Env: "PACKER_PLATFORM", Flag: "platform", BuildOnly: true,
+	{Key: "platforms", TOML: "platforms", Env: "PACKER_PLATFORM", Flag: "platform",
 		Usage: "target platforms, comma separated (e.g. linux/amd64,linux/arm64); several give an image index (default: this machine's)",
 		Parse: func(vals []string) (any, error) {
 			ps := commas(vals)
@@ -117,7 +117,8 @@ var Settings = []Setting{
 			}
 			return ps, nil
 		},
-		File: func(f *File) (any, bool) { return f.Platforms, f.Platforms != nil }},
+		File:  func(f *File) (any, bool) { return f.Platforms, f.Platforms != nil },
+		Apply: func(p *plan.Plan, v any, _ string) { p.Platforms = v.([]string) }},
 	{Key: "stopSignal", TOML: "stop_signal", Env: "PACKER_STOP_SIGNAL", Flag: "stop-signal",
 		Usage: "signal that stops the container (e.g. SIGINT)",
 		Parse: str, File: func(f *File) (any, bool) { return f.StopSignal, f.StopSignal != "" },

@@ -19,8 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/plan"

@@ -67,6 +67,9 @@ type Plan struct {
 	BuildArgs map[string]string `json:"buildArgs,omitempty"`
 	// Steps run in order in a staging copy of the context.
 	Steps []Step `json:"steps,omitempty"`
+	// Platforms the image is built for (OS/ARCH[/VARIANT]); none means
+	// this machine's architecture, on linux.
+	Platforms []string `json:"platforms,omitempty"`
 	// Layers are appended on the base in slice order.
 	Layers []Layer `json:"layers"`
 

@@ -127,11 +127,11 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
 	client := &registry.Client{Insecure: o.insecure}
-	p, settings, err := o.makePlan(c, dir)
+	p, _, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err
 	}
-	platforms, err := config.ParsePlatforms(strings.Join(settings.Strings("platforms"), ","))
+	platforms, err := config.ParsePlatforms(strings.Join(p.Platforms, ","))
 	if err != nil {
 		return nil, err
 	}

@@ -296,6 +296,9 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		fmt.Fprintf(w, "  because    %s\n", e)
 	}
 	fmt.Fprintf(w, "base:        %s%s\n", p.Base, from("base"))
+	if len(p.Platforms) > 0 {
+		fmt.Fprintf(w, "platforms:   %s%s\n", strings.Join(p.Platforms, ","), from("platforms"))
+	}
 	for _, s := range p.Steps {
 		var args []string
 		for _, a := range s.Run {
