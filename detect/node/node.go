@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/plan"
 )
@@ -551,6 +553,41 @@ var majorRe = regexp.MustCompile(`\d+`)
 
 // nodeMajor picks the Node.js major from .nvmrc, .node-version or
 // engines.node.
+// Majors are the Node.js release lines packer picks from for an
+// engines.node range, after DefaultMajor: the newer ones first (closest
+// first), then the older ones (closest first).
+var Majors = []int{24, 26, 20, 18, 16, 14}
+
+// enginesMajor evaluates an engines.node range (npm's semver syntax:
+// "20.x", ">=18 <21", "^18 || ^20") with a semver library and picks the
+// release line: the current LTS when it satisfies the range, else the
+// closest line that does.
+func enginesMajor(e string) (int, string) {
+	c, err := semver.NewConstraint(e)
+	if err != nil {
+		return DefaultMajor, fmt.Sprintf("engines.node %q is not a semver range (%v): Node.js %d (current LTS)", e, err, DefaultMajor)
+	}
+	satisfies := func(major int) bool {
+		for minor := 0; minor <= 40; minor++ {
+			for _, patch := range []int{0, 99} {
+				if c.Check(semver.New(uint64(major), uint64(minor), uint64(patch), "", "")) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if satisfies(DefaultMajor) {
+		return DefaultMajor, fmt.Sprintf("engines.node %q: Node.js %d (the current LTS satisfies it)", e, DefaultMajor)
+	}
+	for _, n := range Majors {
+		if satisfies(n) {
+			return n, fmt.Sprintf("engines.node %q: Node.js %d", e, n)
+		}
+	}
+	return DefaultMajor, fmt.Sprintf("engines.node %q: no Node.js release line satisfies it; Node.js %d (current LTS)", e, DefaultMajor)
+}
+
 func nodeMajor(src fs.FS, pkg *packageJSON) (int, string) {
 	for _, f := range []string{".nvmrc", ".node-version"} {
 		if b, err := fs.ReadFile(src, f); err == nil {
@@ -562,14 +599,7 @@ func nodeMajor(src fs.FS, pkg *packageJSON) (int, string) {
 		}
 	}
 	if e := strings.TrimSpace(pkg.Engines.Node); e != "" {
-		m := majorRe.FindString(e)
-		n, _ := strconv.Atoi(m)
-		if strings.HasPrefix(e, ">") && n <= DefaultMajor {
-			return DefaultMajor, fmt.Sprintf("engines.node %q: Node.js %d (the current LTS satisfies it)", e, DefaultMajor)
-		}
-		if n > 0 {
-			return n, fmt.Sprintf("engines.node %q: Node.js %d", e, n)
-		}
+		return enginesMajor(e)
 	}
 	return DefaultMajor, fmt.Sprintf("no engines.node, .nvmrc or .node-version: Node.js %d (current LTS)", DefaultMajor)
 }

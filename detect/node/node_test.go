@@ -268,3 +268,30 @@ func TestYarn1WorkspaceInstallsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// pnpm-workspace.yaml is YAML: block and flow lists, quotes and comments
+// all name the same packages.
+func TestPnpmWorkspaceYAML(t *testing.T) {
+	for _, y := range []string{
+		"packages:\n  - 'packages/*'\n  # the docs site is not a package\n",
+		"packages: [\"packages/*\"]\n",
+		"packages: [packages/*, '!packages/skip'] # flow style with a negation\n",
+	} {
+		got := workspacePatterns(fstest.MapFS{"pnpm-workspace.yaml": &fstest.MapFile{Data: []byte(y)}}, &packageJSON{})
+		if len(got) == 0 || got[0] != "packages/*" {
+			t.Errorf("workspacePatterns(%q) = %q, want packages/* first", y, got)
+		}
+	}
+}
+
+// engines.node is a semver range, evaluated as npm does.
+func TestEnginesRanges(t *testing.T) {
+	for in, want := range map[string]int{
+		"20.x": 20, ">=18 <21": 20, "^18 || ^20": 20, ">=18": 22, "^22.11.0": 22, "~18.17.0": 18,
+		">=24": 24, "18": 18, "<=16": 16, "lts/*": 22, "*": 22,
+	} {
+		if got, why := enginesMajor(in); got != want {
+			t.Errorf("enginesMajor(%q) = %d (%s), want %d", in, got, why, want)
+		}
+	}
+}

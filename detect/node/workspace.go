@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/packer-build/packer/detect"
 )
 
@@ -32,17 +34,13 @@ func workspacePatterns(src fs.FS, pkg *packageJSON) []string {
 		}
 	}
 	if b, err := fs.ReadFile(src, "pnpm-workspace.yaml"); err == nil {
-		in := false
-		for _, line := range strings.Split(string(b), "\n") {
-			t := strings.TrimSpace(line)
-			switch {
-			case strings.HasPrefix(t, "packages:"):
-				in = true
-			case in && strings.HasPrefix(t, "- "):
-				pats = append(pats, strings.Trim(strings.TrimSpace(t[2:]), `"'`))
-			case in && t != "" && !strings.HasPrefix(t, "#"):
-				in = false
-			}
+		// A YAML library, so flow style (packages: ["packages/*"]),
+		// quotes and comments read as pnpm reads them.
+		var ws struct {
+			Packages []string `yaml:"packages"`
+		}
+		if yaml.Unmarshal(b, &ws) == nil {
+			pats = append(pats, ws.Packages...)
 		}
 	}
 	return pats
