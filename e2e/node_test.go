@@ -125,6 +125,7 @@ func TestNodeFixtures(t *testing.T) {
 		prepare  []string // run in the copy first (lockfiles that carry registry addresses are made here)
 	}{
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
+		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},

@@ -53,10 +53,69 @@ type Provider struct{}
 var _ detect.Provider = Provider{}
 
 func (Provider) Name() string { return "node" }
-func (Provider) Hint() string { return "package.json (Node.js)" }
+func (Provider) Hint() string { return "package.json or server.js (Node.js)" }
+
+// bareEntries are the files a Node.js app without a package.json starts
+// from (a single-file server that uses only Node's own modules).
+var bareEntries = []string{"server.js", "index.js", "app.js", "main.js", "server.mjs", "index.mjs", "app.mjs"}
+
+// pythonMarkers keep a Python project with a stray index.js Python's.
+var pythonMarkers = []string{"requirements.txt", "pyproject.toml", "Pipfile", "setup.py"}
 
 func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
-	return detect.Exists(src, "package.json"), nil
+	if detect.Exists(src, "package.json") {
+		return true, nil
+	}
+	for _, m := range pythonMarkers {
+		if detect.Exists(src, m) {
+			return false, nil
+		}
+	}
+	for _, f := range bareEntries {
+		if b, err := fs.ReadFile(src, f); err == nil && nodeCode.Match(b) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// nodeCode tells a Node.js program from a browser script of the same
+// name (a static site's main.js): it uses Node's own modules or process.
+var nodeCode = regexp.MustCompile(`require\(\s*['"](node:)?[a-z_/]+['"]\s*\)|from\s+['"]node:|process\.(env|argv|exit|on)\b|\bcreateServer\(`)
+
+// planBare plans a Node.js app with no package.json: no dependencies to
+// install, the context shipped as is, started with node (or its Procfile).
+func planBare(src fs.FS) (*plan.Plan, error) {
+	st, ok, err := startCommand(src, &packageJSON{})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		for _, f := range bareEntries {
+			if b, err := fs.ReadFile(src, f); err == nil && nodeCode.Match(b) {
+				st = start{argv: []string{"node", f}, source: f + " found"}
+				ok = true
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("no package.json and none of %s: nothing to start; add a package.json with a start script", strings.Join(bareEntries, ", "))
+	}
+	p := newPlan(DefaultMajor, AppDir)
+	p.ToolchainChecks = nil // nothing is installed or compiled
+	p.Evidence = []string{
+		"no package.json: a Node.js app without dependencies (only Node's own modules)",
+		fmt.Sprintf("Node.js %d (current LTS; add a package.json with engines.node to choose)", DefaultMajor),
+		"start command from " + st.source,
+	}
+	p.Entrypoint = st.argv
+	for k, v := range st.env {
+		p.Env[k] = v
+	}
+	p.Env["HOST"] = "0.0.0.0"
+	p.Layers = []plan.Layer{signalsLayer(), {Name: "app", From: plan.FromSource, Dest: AppDir}}
+	return p, nil
 }
 
 func readPackageJSON(src fs.FS) (*packageJSON, error) {
@@ -95,6 +154,9 @@ const (
 var serverFrameworks = []string{"express", "fastify", "@nestjs/core", "koa", "hono", "@hono/node-server", "@hapi/hapi", "restify", "polka", "h3", "@adonisjs/core", "sails", "feathers", "@feathersjs/feathers", "nuxt", "@remix-run/serve", "@sveltejs/kit", "astro"}
 
 func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.Plan, error) {
+	if !detect.Exists(src, "package.json") {
+		return planBare(src)
+	}
 	pkg, err := readPackageJSON(src)
 	if err != nil {
 		return nil, err

@@ -55,3 +55,17 @@ func TestStaticSite(t *testing.T) {
 		t.Errorf("Name() = %q", static.Provider{}.Name())
 	}
 }
+
+// A static site's own main.js (browser code) does not make it a Node.js
+// app; a server.js using Node's modules does.
+func TestBrowserScriptIsNotNode(t *testing.T) {
+	f := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	site := fstest.MapFS{"index.html": f("<script src=main.js></script>"), "main.js": f("document.querySelector('h1').textContent = 'hi';\n")}
+	if p, err := detect.Run(context.Background(), site, detect.Options{}, builtin.Providers(), ""); err != nil || p.Provider != "static" {
+		t.Errorf("site with main.js: %v, %v; want static", p, err)
+	}
+	server := fstest.MapFS{"server.js": f("const http = require('http');\nhttp.createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n")}
+	if p, err := detect.Run(context.Background(), server, detect.Options{}, builtin.Providers(), ""); err != nil || p.Provider != "node" || p.Entrypoint[1] != "server.js" {
+		t.Errorf("bare server.js: %v, %v; want node server.js", p, err)
+	}
+}
