@@ -145,10 +145,19 @@ func mainPackage(src fs.FS, modPath, target string) (string, error) {
 			}
 		}
 	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("no main package in this module: looked at the root and cmd/*; add a `package main` with func main, or pass --target ./path/to/main")
-	case 1:
+	if len(found) == 0 {
+		// Nothing where Go projects usually keep it: a main package
+		// anywhere in the module is the one, when there is only one.
+		all, err := allMains(src)
+		if err != nil {
+			return "", err
+		}
+		if len(all) == 0 {
+			return "", fmt.Errorf("no main package in this module: no non-test .go file says `package main`; add one with func main")
+		}
+		found = all
+	}
+	if len(found) == 1 {
 		return pkgArg(found[0]), nil
 	}
 	want := binaryName(modPath, ".")
@@ -157,12 +166,50 @@ func mainPackage(src fs.FS, modPath, target string) (string, error) {
 			return pkgArg(d), nil
 		}
 	}
+	// Ambiguous: the choices are every main package in the module, nested
+	// ones included (./cmd/tool/help is one too).
+	all, err := allMains(src)
+	if err != nil {
+		return "", err
+	}
 	var choices []string
-	for _, d := range found {
+	for _, d := range all {
 		choices = append(choices, pkgArg(d))
 	}
 	sort.Strings(choices)
 	return "", &detect.NeedTargetError{What: "main package", Why: fmt.Sprintf("several main packages and none is named like the module (%s)", want), Choices: choices}
+}
+
+// allMains lists every main package of the module, skipping what the go
+// command skips (testdata, vendor, directories starting with . or _) and
+// nested modules.
+func allMains(src fs.FS) ([]string, error) {
+	var out []string
+	err := fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		base := path.Base(p)
+		if p != "." && (base == "testdata" || base == "vendor" || base == "node_modules" || strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_")) {
+			return fs.SkipDir
+		}
+		if p != "." && detect.Exists(src, p+"/go.mod") {
+			return fs.SkipDir // another module
+		}
+		ok, err := isMain(src, p)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
 }
 
 func pkgArg(dir string) string {

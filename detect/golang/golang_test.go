@@ -30,6 +30,8 @@ func TestPlanChoices(t *testing.T) {
 		{"named like module", fstest.MapFS{"go.mod": mod("example.com/api"), "cmd/api/main.go": main, "cmd/tool/main.go": main}, "", "/app/api", ""},
 		{"ambiguous", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "", "", "several main packages and none is named like the module (x) (./cmd/a, ./cmd/b): choose the main package to build"},
 		{"target", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main}, "./cmd/b", "/app/b", ""},
+		{"ambiguous lists nested mains", fstest.MapFS{"go.mod": mod("example.com/x"), "cmd/a/main.go": main, "cmd/b/main.go": main, "cmd/b/help/main.go": main, "tools/gen/main.go": main, "testdata/m/main.go": main, "sub/go.mod": mod("example.com/sub"), "sub/main.go": main}, "", "", "(./cmd/a, ./cmd/b, ./cmd/b/help, ./tools/gen): choose the main package"},
+		{"one main, nested elsewhere", fstest.MapFS{"go.mod": mod("example.com/x"), "server/main.go": main, "lib.go": lib}, "", "/app/server", ""},
 		{"target not main", fstest.MapFS{"go.mod": mod("example.com/x"), "lib/lib.go": lib}, "./lib", "", "--target \"./lib\" is not a main package"},
 		{"target outside", fstest.MapFS{"go.mod": mod("example.com/x")}, "../other", "", "must be a directory inside the module"},
 		{"no main", fstest.MapFS{"go.mod": mod("example.com/x"), "lib.go": lib}, "", "", "no main package in this module"},
