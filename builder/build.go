@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -66,6 +67,9 @@ type Options struct {
 	Log io.Writer
 	// Executor runs the steps' commands; nil means Host.
 	Executor Executor
+	// Heartbeat is how long a step may print nothing before the log says
+	// it is still running; 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
 }
 
 // Report says what a build did, for logs and tests.
@@ -692,10 +696,12 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 		argv[i] = expandPlatform(a, pl)
 	}
 	tail := &tailBuffer{max: 256 << 10}
+	beat := newHeartbeat(b, s.Name, pl.String(), start)
 	err = b.opts.Executor.Run(ctx, StepRun{
 		Step: s, Argv: argv, Env: sortedKV(env), SecretEnv: sortedKV(b.opts.SecretEnv),
-		Dir: *staging, Platform: pl, Base: runBase(base, b.plan.Base), Output: io.MultiWriter(b.log, tail),
+		Dir: *staging, Platform: pl, Base: runBase(base, b.plan.Base), Output: beat.wrap(io.MultiWriter(b.log, tail)),
 	})
+	beat.stop()
 	if err != nil {
 		for _, h := range s.Errors {
 			re, rerr := regexp.Compile(h.Pattern)
@@ -711,11 +717,25 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 		if ee := (*exec.Error)(nil); errors.As(err, &ee) {
 			return nil, false, fmt.Errorf("step %s needs %q on PATH: %w; install it or choose another --base/--provider", s.Name, s.Run[0], err)
 		}
+		if ctx.Err() != nil {
+			return nil, false, fmt.Errorf("step %s stopped: %w", s.Name, context.Cause(ctx))
+		}
+		if xe := (*exec.ExitError)(nil); errors.As(err, &xe) {
+			if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				// Killed from outside (the OOM killer, a timeout): no hint
+				// about the app's inputs, which are not the cause.
+				return nil, false, fmt.Errorf("step %s (%s) was killed by signal %s; its output is above; if the machine ran out of memory, give the build more", s.Name, shortCommand(s.Run), ws.Signal())
+			}
+		}
 		hint := ""
 		if s.Hint != "" {
 			hint = "; " + s.Hint
 		}
-		return nil, false, fmt.Errorf("step %s failed (%s): %w; its output is above%s", s.Name, strings.Join(s.Run, " "), err, hint)
+		why := ""
+		if c := cause(tail.buf); c != "" {
+			why = "\ncause: " + c
+		}
+		return nil, false, fmt.Errorf("step %s failed (%s): %w; its output is above%s%s", s.Name, shortCommand(s.Run), err, hint, why)
 	}
 	b.report.StepsRun++
 	b.logf("step %s (%s): done in %s", s.Name, pl.String(), time.Since(start).Round(time.Millisecond))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -291,3 +292,64 @@ func TestToolchainCheck(t *testing.T) {
 		t.Errorf("a matching toolchain warned:\n%s", log.String())
 	}
 }
+
+// A failed step's error ends with the line of its output that says why;
+// a step killed from outside gets no hint about its inputs.
+func TestStepFailureNamesTheCause(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "x")
+	p := stepPlan()
+	p.Steps, p.Layers = p.Steps[:1], p.Layers[:1]
+	p.Steps[0].Toolchain = nil
+	p.Steps[0].Hint = "if npm says the lockfile is out of sync, run npm install"
+	store, _ := layers.NewStore(t.TempDir())
+	build := func(run []string) error {
+		p.Steps[0].Run = run
+		_, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: builder.Host{}, NoCache: true})
+		return err
+	}
+	err := build([]string{"sh", "-c", "echo 'npm error code E404'; echo 'npm error 404 Not Found - GET left-padd'; echo 'npm error A complete log of this run can be found in: x'; exit 1"})
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if err == nil || lines[len(lines)-1] != "cause: npm: 404 Not Found - GET left-padd" {
+		t.Errorf("Build() = %v; want the last line to name npm's cause", err)
+	}
+	err = build([]string{"sh", "-c", "kill -9 $$"})
+	if err == nil || !strings.Contains(err.Error(), "was killed by signal killed") || strings.Contains(err.Error(), "lockfile") {
+		t.Errorf("Build(killed step) = %v; want the signal named and no lockfile hint", err)
+	}
+}
+
+// A silent step gets a heartbeat line in the log.
+func TestHeartbeat(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "x")
+	p := stepPlan()
+	p.Steps, p.Layers = p.Steps[:1], p.Layers[:1]
+	p.Steps[0].Toolchain = nil
+	fake := &fakeExecutor{steps: map[string]func(builder.StepRun) error{
+		"deps": func(r builder.StepRun) error {
+			time.Sleep(600 * time.Millisecond)
+			return os.MkdirAll(filepath.Join(r.Dir, ".out/deps"), 0o755)
+		},
+	}}
+	store, _ := layers.NewStore(t.TempDir())
+	var log syncBuffer
+	if _, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake, Log: &log, Heartbeat: 150 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "step deps (linux/amd64): still running") {
+		t.Errorf("no heartbeat for a silent step:\n%s", log.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
