@@ -119,10 +119,11 @@ func TestNodeFixtures(t *testing.T) {
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
 		fixture  string
-		body     string   // expected in GET /
-		absent   []string // paths that must not be in the image
-		deepLink bool     // SPA: /some/route serves index.html
-		prepare  []string // run in the copy first (lockfiles that carry registry addresses are made here)
+		body     string            // expected in GET /
+		absent   []string          // paths that must not be in the image
+		deepLink bool              // SPA: /some/route serves index.html
+		prepare  []string          // run in the copy first (lockfiles that carry registry addresses are made here)
+		pages    map[string]string // other paths and what their body holds
 	}{
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
 		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
@@ -133,9 +134,11 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-nest", body: "hello from nest", absent: []string{"app/node_modules/@nestjs/cli", "app/node_modules/typescript", "app/src/main.ts"}},
 		{fixture: "node-vite-spa", body: `<div id="root">`, absent: []string{"app/node_modules", "app/src"}, deepLink: true},
 		{fixture: "node-next-standalone", body: "hello from next", absent: []string{"app/node_modules/typescript", "app/.next/cache"}},
+		{fixture: "node-next-export", body: "hello from a static next export", absent: []string{"app/node_modules", "app/.next", "app/app/page.js"},
+			pages: map[string]string{"/about": "about this next export", "/robots.txt": "hello"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
-			if testing.Short() && tc.fixture == "node-next-standalone" {
+			if testing.Short() && strings.HasPrefix(tc.fixture, "node-next-") {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
 			dir := nodeFixture(t, tc.fixture, tc.prepare)
@@ -163,6 +166,11 @@ func TestNodeFixtures(t *testing.T) {
 				}
 				if status, _, _ := c.get("/missing.png"); status != http.StatusNotFound {
 					t.Errorf("GET /missing.png = %d, want 404", status)
+				}
+			}
+			for path, want := range tc.pages {
+				if status, body, _ := c.get(path); status != http.StatusOK || !strings.Contains(body, want) {
+					t.Errorf("GET %s = %d %q, want 200 with %q", path, status, body, want)
 				}
 			}
 			for _, p := range append(tc.absent, "app/.git", "app/.env") {
@@ -578,5 +586,41 @@ func TestNodeWorkspaceFrontends(t *testing.T) {
 				t.Errorf("container took %s to stop on SIGTERM", d)
 			}
 		})
+	}
+}
+
+// TestNodeNextExportRebuild: after a page changes, the rebuild of a static
+// export skips the install and moves only the exported files' layer.
+func TestNodeNextExportRebuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: -short skips the Next.js builds")
+	}
+	testutil.NeedTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	dir := nodeFixture(t, "node-next-export")
+	env := nodeEnv(t)
+	build := func() (v1.Image, string) {
+		out := filepath.Join(t.TempDir(), "layout")
+		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		return layoutImage(t, out), r.stderr
+	}
+	first, _ := build()
+	page := filepath.Join(dir, "app", "page.js")
+	b, _ := os.ReadFile(page)
+	os.WriteFile(page, []byte(strings.Replace(string(b), "hello from a static next export", "hello again from a static next export", 1)), 0o644)
+	second, log := build()
+	if !strings.Contains(log, "step devdeps (linux/amd64): inputs unchanged, skipped") {
+		t.Errorf("the rebuild ran the install:\n%s", log)
+	}
+	for _, name := range []string{"packer", "server"} {
+		if layerByComment(t, first, name) != layerByComment(t, second, name) {
+			t.Errorf("layer %s changed on a page edit", name)
+		}
+	}
+	if layerByComment(t, first, "static") == layerByComment(t, second, "static") {
+		t.Errorf("the exported files' layer did not change")
 	}
 }

@@ -149,6 +149,7 @@ const (
 	kindNext       = "next"
 	kindStandalone = "next-standalone"
 	kindSPA        = "spa"
+	kindExport     = "next-export"
 )
 
 var serverFrameworks = []string{"express", "fastify", "@nestjs/core", "koa", "hono", "@hono/node-server", "@hapi/hapi", "restify", "polka", "h3", "@adonisjs/core", "sails", "feathers", "@feathersjs/feathers", "nuxt", "@remix-run/serve", "@sveltejs/kit", "astro"}
@@ -190,8 +191,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	switch {
 	case deps("next"):
 		kind = kindNext
-		if standalone(src) {
+		switch nextOutput(src) {
+		case "standalone":
 			kind = kindStandalone
+		case "export":
+			kind = kindExport
 		}
 	case !hasServer && isSPA(pkg):
 		kind = kindSPA
@@ -232,6 +236,17 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		}
 		p.Entrypoint = []string{"node", AppDir + "/server.js"}
 		p.Env["HOST"] = "0.0.0.0"
+	case kindExport:
+		evidence = append(evidence, "Next.js with output: 'export' (a static export): shipping out/ with packer's static file server (clean URLs, 404.html), no node_modules, no next start")
+		p.Steps = []plan.Step{devDeps, buildStep()}
+		p.Layers = []plan.Layer{
+			signals, devLayer,
+			{Name: "server", From: plan.FromInline, Dest: AppDir, Files: map[string]string{"server.js": serverJS}},
+			{Name: "static", From: "build", Root: "out", Dest: AppDir + "/public"},
+		}
+		p.Entrypoint = []string{"node", AppDir + "/server.js"}
+		p.Env["HOST"] = "0.0.0.0"
+		p.Env["PACKER_STATIC"] = "site"
 	case kindStandalone:
 		evidence = append(evidence, "Next.js with output: 'standalone': shipping .next/standalone, .next/static and public only")
 		p.Steps = []plan.Step{devDeps, buildStep()}
@@ -580,17 +595,22 @@ func installInputs(src fs.FS) []string {
 	return in
 }
 
-var standaloneRe = regexp.MustCompile(`output\s*:\s*["'` + "`" + `]standalone["'` + "`" + `]`)
+var nextOutputRe = regexp.MustCompile(`output\s*:\s*["'` + "`" + `](standalone|export)["'` + "`" + `]`)
 
-func standalone(src fs.FS) bool {
+// nextOutput is next.config's output setting: "standalone", "export",
+// or "" (next start).
+func nextOutput(src fs.FS) string {
 	for _, f := range []string{"next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"} {
-		if b, err := fs.ReadFile(src, f); err == nil && standaloneRe.Match(b) {
-			return true
+		if b, err := fs.ReadFile(src, f); err == nil {
+			if m := nextOutputRe.FindSubmatch(b); m != nil {
+				return string(m[1])
+			}
 		}
 	}
-	return false
+	return ""
 }
 
+func standalone(src fs.FS) bool { return nextOutput(src) == "standalone" }
 func spaTool(pkg *packageJSON) string {
 	for _, t := range []string{"vite", "react-scripts", "@vue/cli-service", "@angular/core", "parcel"} {
 		if _, ok := pkg.DevDependencies[t]; ok {
@@ -613,8 +633,6 @@ func spaOutput(pkg *packageJSON) string {
 
 var majorRe = regexp.MustCompile(`\d+`)
 
-// nodeMajor picks the Node.js major from .nvmrc, .node-version or
-// engines.node.
 // Majors are the Node.js release lines packer picks from for an
 // engines.node range, after DefaultMajor: the newer ones first (closest
 // first), then the older ones (closest first).
@@ -650,6 +668,8 @@ func enginesMajor(e string) (int, string) {
 	return DefaultMajor, fmt.Sprintf("engines.node %q: no Node.js release line satisfies it; Node.js %d (current LTS)", e, DefaultMajor)
 }
 
+// nodeMajor picks the Node.js major from .nvmrc, .node-version or
+// engines.node.
 func nodeMajor(src fs.FS, pkg *packageJSON) (int, string) {
 	for _, f := range []string{".nvmrc", ".node-version"} {
 		if b, err := fs.ReadFile(src, f); err == nil {
