@@ -74,6 +74,7 @@ func TestPythonFixtures(t *testing.T) {
 		absent        []string
 	}{
 		{"py-flask", "hello from flask", nil},
+		{"py-flask-main", "hello from a flask app that runs itself", []string{"opt/python/packages/gunicorn"}},
 		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}},
 		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
 	} {

@@ -77,6 +77,17 @@ func startCommand(src fs.FS, deps map[string]bool) (start, error) {
 			return start{argv: []string{"python3", "-m", "gunicorn", target},
 				why: []string{fmt.Sprintf("%s app %s: gunicorn on 0.0.0.0:$PORT", fw.dep, target)}}, nil
 		default:
+			// The app may run its own server (app.run(...) under
+			// if __name__ == "__main__", as Cloud Run's and Flask's
+			// quickstarts do): start that, and say what production wants.
+			if file, ok := runsItself(src, mod, app+".run("); ok {
+				why := []string{fmt.Sprintf("Flask app %s runs its own server in %s: python3 %s", target, file, file),
+					"warning: that is Flask's development server; add gunicorn to the dependencies for production"}
+				if !bindsAll(src, file) {
+					why = append(why, "warning: app.run() without host=\"0.0.0.0\" listens on 127.0.0.1 only, which nothing outside the container reaches")
+				}
+				return start{argv: []string{"python3", file}, why: why}, nil
+			}
 			return start{}, fmt.Errorf("Flask app %s without a production server: add gunicorn to the dependencies, or add a Procfile with web: <command>", target)
 		}
 	}
@@ -86,6 +97,28 @@ func startCommand(src fs.FS, deps map[string]bool) (start, error) {
 		}
 	}
 	return start{}, fmt.Errorf("no way to start the app: no Procfile web: line, no Django manage.py, no Flask or FastAPI app object, and no main.py or app.py; add a Procfile with web: <command>")
+}
+
+var mainGuard = regexp.MustCompile(`(?m)^if\s+__name__\s*==\s*["']__main__["']\s*:`)
+
+// runsItself reports whether module mod's file starts a server itself
+// (call, such as "app.run(") under if __name__ == "__main__", and names
+// the file.
+func runsItself(src fs.FS, mod, call string) (string, bool) {
+	file := strings.ReplaceAll(mod, ".", "/") + ".py"
+	b, err := fs.ReadFile(src, file)
+	if err != nil {
+		return "", false
+	}
+	loc := mainGuard.FindIndex(b)
+	return file, loc != nil && strings.Contains(string(b[loc[1]:]), call)
+}
+
+var allInterfaces = regexp.MustCompile(`host\s*=\s*["']0\.0\.0\.0["']|host\s*=\s*os\.environ`)
+
+func bindsAll(src fs.FS, file string) bool {
+	b, _ := fs.ReadFile(src, file)
+	return allInterfaces.Match(b)
 }
 
 // findApp looks for the app object in the usual modules.

@@ -102,6 +102,11 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", req.Plan.Provider, dir, platformList(req.Platforms), req.Plan.Base, req.Created.UTC().Format(time.RFC3339), o.createdFrom)
 	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, req.Plan.Exclude...), ", "))
+	for _, e := range req.Plan.Evidence {
+		if strings.HasPrefix(e, "warning: ") {
+			fmt.Fprintf(log, "packer: %s\n", e)
+		}
+	}
 	req.Log = prefixWriter(log)
 	res, err := pipeline.Run(c.Context(), *req)
 	if err != nil {
