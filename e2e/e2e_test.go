@@ -283,3 +283,22 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// TestGoWithoutGoMod: a main.go with no go.mod builds (the go.mod lives in
+// the staging copy only) and answers under runc as uid 65532.
+func TestGoWithoutGoMod(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-no-mod")
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		t.Errorf("packer wrote a go.mod into the user's directory")
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from go without a go.mod (uid 65532)") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	c.stop()
+}

@@ -5,6 +5,7 @@ package golang
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -36,11 +37,31 @@ func (Provider) Name() string { return "golang" }
 func (Provider) Hint() string { return "go.mod (Go)" }
 
 func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
-	return detect.Exists(src, "go.mod"), nil
+	if detect.Exists(src, "go.mod") {
+		return true, nil
+	}
+	// A main.go with no go.mod (a buildpack sample's `web: go run
+	// main.go`), unless another language owns the directory.
+	if detect.Exists(src, "package.json") {
+		return false, nil
+	}
+	ok, err := isMain(src, ".")
+	return ok && detect.Exists(src, "main.go"), err
 }
+
+// bareModule is the go.mod packer writes into the staging copy (never the
+// user's directory) for a main.go without one.
+const bareModule = "module app\n\ngo 1.22\n"
 
 func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.Plan, error) {
 	raw, err := fs.ReadFile(src, "go.mod")
+	bare := errors.Is(err, fs.ErrNotExist)
+	if bare {
+		if ok, merr := isMain(src, "."); merr != nil || !ok {
+			return nil, fmt.Errorf("no go.mod and no main package at the top of the app; run go mod init NAME")
+		}
+		raw, err = []byte(bareModule), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading go.mod: %w", err)
 	}
@@ -53,7 +74,10 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	}
 	modPath := mf.Module.Mod.Path
 	evidence := []string{"go.mod found: module " + modPath}
-	if mf.Go != nil {
+	if bare {
+		evidence = []string{"no go.mod: main.go is built as module " + modPath + ", with the standard library only (go.mod written in the staging copy; go mod init NAME to choose)"}
+	}
+	if mf.Go != nil && !bare {
 		evidence = append(evidence, "go.mod asks for go "+mf.Go.Version)
 	}
 
@@ -90,6 +114,10 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		WorkingDir: AppDir,
 		User:       plan.NonRootUser,
 		Ports:      []int{8080},
+	}
+	if bare {
+		p.Steps[0].Files = map[string]string{"go.mod": bareModule}
+		p.Steps[0].Hint = "main.go has no go.mod, so packer built it with the standard library only; for other imports run go mod init NAME && go mod tidy and commit go.mod and go.sum"
 	}
 	var dirs []string
 	for _, d := range RuntimeDirs {

@@ -80,3 +80,24 @@ func TestNoProvider(t *testing.T) {
 		t.Fatalf("detect.Run(force cobol) = %v", err)
 	}
 }
+
+// A main.go with no go.mod is a Go app built as module app; a package.json
+// beside it makes the directory Node's.
+func TestMainWithoutGoMod(t *testing.T) {
+	main := &fstest.MapFile{Data: []byte("package main\n\nfunc main() {}\n")}
+	ok, err := golang.Provider{}.Detect(context.Background(), fstest.MapFS{"main.go": main})
+	if err != nil || !ok {
+		t.Fatalf("Detect(main.go only) = %v, %v", ok, err)
+	}
+	p, err := golang.Provider{}.Plan(context.Background(), fstest.MapFS{"main.go": main}, detect.Options{})
+	if err != nil || p.Steps[0].Files["go.mod"] == "" || p.Entrypoint[0] != "/app/app" {
+		t.Fatalf("Plan(main.go only) = %+v, %v", p, err)
+	}
+	if ok, _ := (golang.Provider{}).Detect(context.Background(), fstest.MapFS{"main.go": main, "package.json": &fstest.MapFile{Data: []byte("{}")}}); ok {
+		t.Errorf("Detect claimed a Node.js app with a main.go")
+	}
+	lib := &fstest.MapFile{Data: []byte("package lib\n")}
+	if ok, _ := (golang.Provider{}).Detect(context.Background(), fstest.MapFS{"main.go": lib}); ok {
+		t.Errorf("Detect claimed a main.go that is not package main")
+	}
+}
