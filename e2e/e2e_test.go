@@ -302,3 +302,19 @@ func TestGoWithoutGoMod(t *testing.T) {
 	}
 	c.stop()
 }
+
+// TestGoProcfile: a Procfile's web: bin/NAME picks the main package named
+// NAME and passes its arguments; the binary answers under runc.
+func TestGoProcfile(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-procfile")
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "howdy from the web process (uid 65532)") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	c.stop()
+}

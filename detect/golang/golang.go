@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/plan"
 )
@@ -81,7 +82,30 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		evidence = append(evidence, "go.mod asks for go "+mf.Go.Version)
 	}
 
-	pkg, err := mainPackage(src, modPath, opts.Target)
+	target := opts.Target
+	proc, err := procfileWeb(src)
+	if err != nil {
+		return nil, err
+	}
+	if proc != nil && target == "" {
+		// The Procfile names the binary: build the main package of that
+		// name (Heroku's Go buildpack installs each main as bin/NAME).
+		all, err := allMains(src)
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, d := range all {
+			if binaryName(modPath, d) == proc[0] {
+				target = pkgArg(d)
+			}
+			names = append(names, binaryName(modPath, d))
+		}
+		if target == "" {
+			return nil, fmt.Errorf("Procfile web: runs %s, which is none of this module's main packages (%s); name one of them, or remove the Procfile", proc[0], strings.Join(names, ", "))
+		}
+	}
+	pkg, err := mainPackage(src, modPath, target)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +138,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		WorkingDir: AppDir,
 		User:       plan.NonRootUser,
 		Ports:      []int{8080},
+	}
+	if proc != nil && proc[0] == name {
+		p.Entrypoint = append(p.Entrypoint, proc[1:]...)
+		p.Env["PATH"] = AppDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		evidence = append(evidence, fmt.Sprintf("Procfile web: %s: the binary %s, on PATH in %s", strings.Join(proc, " "), name, AppDir))
 	}
 	if bare {
 		p.Steps[0].Files = map[string]string{"go.mod": bareModule}
@@ -206,6 +235,37 @@ func mainPackage(src fs.FS, modPath, target string) (string, error) {
 	}
 	sort.Strings(choices)
 	return "", &detect.NeedTargetError{What: "main package", Why: fmt.Sprintf("several main packages and none is named like the module (%s)", want), Choices: choices}
+}
+
+// procfileWeb returns the Procfile's web: command as words, with its
+// binary's name first (bin/NAME and ./NAME name the binary NAME); nil
+// when there is no web: line, or it runs the go command (go run main.go:
+// packer builds the binary instead).
+func procfileWeb(src fs.FS) ([]string, error) {
+	b, err := fs.ReadFile(src, "Procfile")
+	if err != nil {
+		return nil, nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "web" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if strings.ContainsAny(v, "&|;<>$`()") {
+			return nil, fmt.Errorf("Procfile web: %s needs a shell, and a Go image has none; write the command without shell syntax (the app reads $PORT itself)", v)
+		}
+		w, err := config.SplitCommand(v)
+		if err != nil {
+			return nil, fmt.Errorf("Procfile: %w", err)
+		}
+		if w[0] == "go" {
+			return nil, nil
+		}
+		w[0] = path.Base(w[0])
+		return w, nil
+	}
+	return nil, nil
 }
 
 // allMains lists every main package of the module, skipping what the go

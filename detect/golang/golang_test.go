@@ -101,3 +101,27 @@ func TestMainWithoutGoMod(t *testing.T) {
 		t.Errorf("Detect claimed a main.go that is not package main")
 	}
 }
+
+func TestProcfile(t *testing.T) {
+	main := &fstest.MapFile{Data: []byte("package main\n\nfunc main() {}\n")}
+	mod := &fstest.MapFile{Data: []byte("module example.com/x\n")}
+	for _, tc := range []struct{ procfile, wantEntry, wantErr string }{
+		{"web: bin/api --port 9\n", "/app/api --port 9", ""},
+		{"web: ./worker\n", "/app/worker", ""},
+		{"web: go run ./cmd/api\n", "", "several main packages"},
+		{"web: nope\n", "", "runs nope, which is none of this module's main packages (api, worker)"},
+		{"web: bin/api --port $PORT\n", "", "needs a shell"},
+	} {
+		src := fstest.MapFS{"go.mod": mod, "cmd/api/main.go": main, "cmd/worker/main.go": main, "Procfile": &fstest.MapFile{Data: []byte(tc.procfile)}}
+		p, err := golang.Provider{}.Plan(context.Background(), src, detect.Options{})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: Plan() = %v, want an error with %q", tc.procfile, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || strings.Join(p.Entrypoint, " ") != tc.wantEntry {
+			t.Errorf("%q: Plan() = %v, %v; want entrypoint %q", tc.procfile, p, err, tc.wantEntry)
+		}
+	}
+}
