@@ -318,3 +318,23 @@ func TestGoProcfile(t *testing.T) {
 	}
 	c.stop()
 }
+
+// TestGoWorkspace: a go.work with no go.mod at the top builds its module
+// with a main package, resolving the other module from the workspace.
+func TestGoWorkspace(t *testing.T) {
+	dir := testutil.CopyFixture(t, "go-work")
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from the go workspace (uid 65532)") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	c.stop()
+	r = packer(t, cacheEnv(t), "plan", dir, "--target", "./nope")
+	if r.err == nil || !strings.Contains(r.stderr, "is in none of go.work's modules; choose one of ./api, ./lib") {
+		t.Errorf("plan --target ./nope: %v\n%s", r.err, r.stderr)
+	}
+}

@@ -38,7 +38,7 @@ func (Provider) Name() string { return "golang" }
 func (Provider) Hint() string { return "go.mod (Go)" }
 
 func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
-	if detect.Exists(src, "go.mod") {
+	if detect.Exists(src, "go.mod") || detect.Exists(src, "go.work") {
 		return true, nil
 	}
 	// A main.go with no go.mod (a buildpack sample's `web: go run
@@ -55,8 +55,21 @@ func (Provider) Detect(_ context.Context, src fs.FS) (bool, error) {
 const bareModule = "module app\n\ngo 1.22\n"
 
 func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.Plan, error) {
+	// A go.work without a go.mod at the top: build one of its modules,
+	// from the top (the workspace resolves the others).
+	root := src
+	modDir, workWhy, inModule, err := workModule(src, opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	if modDir != "." {
+		if src, err = fs.Sub(root, modDir); err != nil {
+			return nil, err
+		}
+		opts.Target = inModule
+	}
 	raw, err := fs.ReadFile(src, "go.mod")
-	bare := errors.Is(err, fs.ErrNotExist)
+	bare := errors.Is(err, fs.ErrNotExist) && modDir == "."
 	if bare {
 		if ok, merr := isMain(src, "."); merr != nil || !ok {
 			return nil, fmt.Errorf("no go.mod and no main package at the top of the app; run go mod init NAME")
@@ -75,6 +88,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	}
 	modPath := mf.Module.Mod.Path
 	evidence := []string{"go.mod found: module " + modPath}
+	if workWhy != "" {
+		evidence = []string{workWhy, "go.mod found in " + modDir + ": module " + modPath}
+	}
 	if bare {
 		evidence = []string{"no go.mod: main.go is built as module " + modPath + ", with the standard library only (go.mod written in the staging copy; go mod init NAME to choose)"}
 	}
@@ -117,7 +133,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		args = append(args, "-mod=vendor")
 		evidence = append(evidence, "vendor/modules.txt found: building from vendor/")
 	}
-	args = append(args, "-o", ".packer-out/"+name, pkg)
+	buildPkg := pkg
+	if modDir != "." {
+		buildPkg = "./" + path.Join(modDir, strings.TrimPrefix(pkg, "./"))
+	}
+	args = append(args, "-o", ".packer-out/"+name, buildPkg)
 
 	p := &plan.Plan{
 		Provider: "golang",
@@ -156,7 +176,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	}
 	if len(dirs) > 0 {
 		evidence = append(evidence, "runtime directories shipped next to the binary: "+strings.Join(dirs, ", "))
-		p.Layers = append(p.Layers, plan.Layer{Name: "files", From: plan.FromSource, Include: dirs, Dest: AppDir})
+		files := plan.Layer{Name: "files", From: plan.FromSource, Include: dirs, Dest: AppDir}
+		if modDir != "." {
+			files.Root = modDir
+		}
+		p.Layers = append(p.Layers, files)
 	}
 	p.Layers = append(p.Layers, plan.Layer{Name: "app", From: "build", Include: []string{name}, Dest: AppDir})
 	p.Evidence = evidence
@@ -235,6 +259,73 @@ func mainPackage(src fs.FS, modPath, target string) (string, error) {
 	}
 	sort.Strings(choices)
 	return "", &detect.NeedTargetError{What: "main package", Why: fmt.Sprintf("several main packages and none is named like the module (%s)", want), Choices: choices}
+}
+
+// workModule picks the module of a go.work to build when the top has no
+// go.mod: the one target names (./api, or a package inside it, ./api/cmd/x,
+// whose path inside the module is returned as the new target), else the
+// only module with a main package. It returns "." when there is a go.mod
+// at the top or no go.work.
+func workModule(src fs.FS, target string) (dir, why, rest string, err error) {
+	if detect.Exists(src, "go.mod") || !detect.Exists(src, "go.work") {
+		return ".", "", target, nil
+	}
+	b, err := fs.ReadFile(src, "go.work")
+	if err != nil {
+		return "", "", "", err
+	}
+	wf, err := modfile.ParseWork("go.work", b, nil)
+	if err != nil {
+		return "", "", "", fmt.Errorf("parsing go.work: %w; fix it (go work sync reports the same problem)", err)
+	}
+	var mods []string
+	for _, u := range wf.Use {
+		if d := path.Clean(strings.TrimPrefix(u.Path, "./")); d != "." && detect.Exists(src, d+"/go.mod") {
+			mods = append(mods, d)
+		}
+	}
+	if len(mods) == 0 {
+		return "", "", "", fmt.Errorf("go.work uses no module with a go.mod; add one with go work use DIR")
+	}
+	list := "./" + strings.Join(mods, ", ./")
+	if target != "" {
+		t := path.Clean(strings.TrimPrefix(target, "./"))
+		for _, m := range mods {
+			if t == m || strings.HasPrefix(t, m+"/") {
+				r := strings.TrimPrefix(strings.TrimPrefix(t, m), "/")
+				if r != "" {
+					r = "./" + r
+				}
+				return m, fmt.Sprintf("go.work found: modules %s; building ./%s (the target)", list, m), r, nil
+			}
+		}
+		return "", "", "", &detect.BadTargetError{Target: target, Reason: "is in none of go.work's modules", Choices: prefixed(mods)}
+	}
+	var withMain []string
+	for _, m := range mods {
+		sub, err := fs.Sub(src, m)
+		if err != nil {
+			return "", "", "", err
+		}
+		if all, err := allMains(sub); err == nil && len(all) > 0 {
+			withMain = append(withMain, m)
+		}
+	}
+	switch len(withMain) {
+	case 0:
+		return "", "", "", fmt.Errorf("none of go.work's modules (%s) has a main package", list)
+	case 1:
+		return withMain[0], fmt.Sprintf("go.work found: modules %s; building ./%s, the only one with a main package", list, withMain[0]), "", nil
+	}
+	return "", "", "", &detect.NeedTargetError{What: "module", Why: "go.work holds several modules with main packages", Choices: prefixed(withMain)}
+}
+
+func prefixed(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		out = append(out, "./"+d)
+	}
+	return out
 }
 
 // procfileWeb returns the Procfile's web: command as words, with its

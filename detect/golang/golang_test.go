@@ -125,3 +125,25 @@ func TestProcfile(t *testing.T) {
 		}
 	}
 }
+
+func TestGoWork(t *testing.T) {
+	main := &fstest.MapFile{Data: []byte("package main\n\nfunc main() {}\n")}
+	lib := &fstest.MapFile{Data: []byte("package lib\n")}
+	f := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	work := f("go 1.22\n\nuse (\n\t./api\n\t./tool\n\t./lib\n)\n")
+	src := fstest.MapFS{"go.work": work, "api/go.mod": f("module example.com/api\n"), "api/main.go": main,
+		"tool/go.mod": f("module example.com/tool\n"), "tool/cmd/gen/main.go": main, "lib/go.mod": f("module example.com/lib\n"), "lib/lib.go": lib}
+	if _, err := (golang.Provider{}).Plan(context.Background(), src, detect.Options{}); err == nil || !strings.Contains(err.Error(), "several modules with main packages (./api, ./tool)") {
+		t.Errorf("ambiguous go.work: %v", err)
+	}
+	for target, want := range map[string]string{"./api": "./api", "./tool/cmd/gen": "./tool/cmd/gen", "tool": "./tool/cmd/gen"} {
+		p, err := golang.Provider{}.Plan(context.Background(), src, detect.Options{Target: target})
+		if err != nil {
+			t.Errorf("--target %s: %v", target, err)
+			continue
+		}
+		if run := p.Steps[0].Run; run[len(run)-1] != want {
+			t.Errorf("--target %s builds %s, want %s", target, run[len(run)-1], want)
+		}
+	}
+}
