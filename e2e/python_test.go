@@ -77,6 +77,7 @@ func TestPythonFixtures(t *testing.T) {
 		{"py-flask-main", "hello from a flask app that runs itself", []string{"opt/python/packages/gunicorn"}},
 		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}},
 		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
+		{"py-django-procfile", "hello from django via its Procfile", nil},                 // its page needs the static manifest
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			dir := testutil.CopyFixture(t, tc.fixture)
@@ -94,7 +95,7 @@ func TestPythonFixtures(t *testing.T) {
 			if uid := c.uid(); uid != "65532" {
 				t.Errorf("process uid %s", uid)
 			}
-			if tc.fixture == "py-django-pipenv" && !c.exists("app/staticfiles/app.css") {
+			if strings.HasPrefix(tc.fixture, "py-django-") && !c.exists("app/staticfiles/app.css") {
 				t.Errorf("collectstatic did not run at build time: /app/staticfiles/app.css is missing")
 			}
 			for _, p := range append(tc.absent, "app/.venv", "opt/python/packages/bin") {

@@ -35,7 +35,18 @@ func startCommand(src fs.FS, deps map[string]bool) (start, error) {
 	if b, err := fs.ReadFile(src, "Procfile"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "web" {
-				return fromProcfile(strings.TrimSpace(v))
+				st, err := fromProcfile(strings.TrimSpace(v))
+				if err != nil {
+					return st, err
+				}
+				// A Django app started by its Procfile still needs its
+				// static files collected at build time.
+				if project := djangoProject(src, deps); project != "" {
+					st.django = project
+					st.env = map[string]string{"DJANGO_SETTINGS_MODULE": project + ".settings"}
+					st.why = append(st.why, "Django project "+project+" (manage.py)")
+				}
+				return st, nil
 			}
 		}
 	}
@@ -119,6 +130,22 @@ var allInterfaces = regexp.MustCompile(`host\s*=\s*["']0\.0\.0\.0["']|host\s*=\s
 func bindsAll(src fs.FS, file string) bool {
 	b, _ := fs.ReadFile(src, file)
 	return allInterfaces.Match(b)
+}
+
+// djangoProject is the Django project manage.py names, when the app is a
+// Django app ("" otherwise).
+func djangoProject(src fs.FS, deps map[string]bool) string {
+	if !deps["django"] {
+		return ""
+	}
+	b, err := fs.ReadFile(src, "manage.py")
+	if err != nil {
+		return ""
+	}
+	if m := settingsRe.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 // findApp looks for the app object in the usual modules.
