@@ -313,10 +313,20 @@ var versionRe = regexp.MustCompile(`3\.(\d+)`)
 // python_version or requires-python.
 func pythonVersion(src fs.FS, requires string) (string, string) {
 	for _, f := range []string{".python-version", "runtime.txt"} {
-		if b, err := fs.ReadFile(src, f); err == nil {
-			if m := versionRe.FindStringSubmatch(string(b)); m != nil {
-				return "3." + m[1], fmt.Sprintf("%s says %s: Python 3.%s", f, strings.TrimSpace(string(b)), m[1])
+		b, err := fs.ReadFile(src, f)
+		if err != nil {
+			continue
+		}
+		// The first line that is not a comment (pyenv and uv skip # lines).
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
 			}
+			if m := versionRe.FindStringSubmatch(line); m != nil {
+				return "3." + m[1], fmt.Sprintf("%s says %s: Python 3.%s", f, line, m[1])
+			}
+			break
 		}
 	}
 	if b, err := fs.ReadFile(src, "Pipfile"); err == nil {

@@ -170,3 +170,13 @@ func TestStart(t *testing.T) {
 		})
 	}
 }
+
+// .python-version's comment lines are not the version (uv init writes
+// none, but hand-written ones carry them).
+func TestPythonVersionFileComments(t *testing.T) {
+	src := fstest.MapFS{".python-version": &fstest.MapFile{Data: []byte("# pinned for the 3.9 → 3.12 move\n3.12\n")}}
+	v, why := pythonVersion(src, "")
+	if v != "3.12" || strings.Contains(why, "#") {
+		t.Errorf("pythonVersion() = %s, %q; want 3.12 without the comment", v, why)
+	}
+}
