@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -623,4 +624,35 @@ func TestNodeNextExportRebuild(t *testing.T) {
 	if layerByComment(t, first, "static") == layerByComment(t, second, "static") {
 		t.Errorf("the exported files' layer did not change")
 	}
+}
+
+// TestNodePnpmFollowsLockfile: without packageManager, pnpm's major comes
+// from pnpm-lock.yaml's lockfileVersion (9.0: pnpm 10), not corepack's
+// newest; the app installs and answers.
+func TestNodePnpmFollowsLockfile(t *testing.T) {
+	testutil.NeedTool(t, "corepack", "install Node.js")
+	base := testutil.DebianBase(t)
+	dir := nodeFixture(t, "node-fastify-pnpm")
+	pj := filepath.Join(dir, "package.json")
+	b, _ := os.ReadFile(pj)
+	var pkg map[string]any
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	delete(pkg, "packageManager")
+	b, _ = json.MarshalIndent(pkg, "", "  ")
+	os.WriteFile(pj, b, 0o644)
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "corepack pnpm@10 install") {
+		t.Errorf("the install did not run pnpm 10:\n%s", r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, `"uid":65532`) {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	c.stop()
 }

@@ -508,7 +508,7 @@ func workspaceBuild(pm *packageManager, local []string, dir string) string {
 		}
 		return "npm run build --if-present" + ws
 	case "pnpm":
-		return "corepack pnpm --filter ./" + dir + "... run build"
+		return strings.Join(pm.cli(), " ") + " --filter ./" + dir + "... run build"
 	}
 	return "cd " + dir + " && " + pm.run("build")
 }

@@ -13,8 +13,11 @@ import (
 
 // packageManager knows how to install with one package manager.
 type packageManager struct {
-	Name     string // npm, pnpm, yarn, yarn-berry, bun
-	Version  string // from packageManager, when given
+	Name    string // npm, pnpm, yarn, yarn-berry, bun
+	Version string // from packageManager, when given
+	// Major is the pnpm major picked from the lockfile's version when
+	// packageManager does not pin one ("" otherwise).
+	Major    string
 	Lockfile string // the lockfile found
 	exe      []string
 }
@@ -77,6 +80,12 @@ func choosePackageManager(src fs.FS, pkg *packageJSON, allowUnlocked bool) (*pac
 	} else {
 		return nil, nil, fmt.Errorf("no lockfile (package-lock.json, pnpm-lock.yaml, yarn.lock or bun.lock): packer installs exactly what a lockfile pins; run `%s install` and commit the lockfile, or pass --allow-unlocked", name)
 	}
+	if name == "pnpm" && version == "" && p.Lockfile != "" {
+		if lv, major := pnpmForLockfile(src, p.Lockfile); major != "" {
+			p.Major = major
+			evidence = append(evidence, fmt.Sprintf("pnpm-lock.yaml lockfileVersion %s and no packageManager: pnpm %s (the newest that writes it)", lv, major))
+		}
+	}
 	if name == "yarn" && p.Lockfile != "" {
 		berry, err := isBerryLock(src, p.Lockfile)
 		if err != nil {
@@ -137,6 +146,9 @@ func yarnLinker(src fs.FS) string {
 func (p *packageManager) cli() []string {
 	switch p.Name {
 	case "pnpm":
+		if p.Major != "" {
+			return []string{"corepack", "pnpm@" + p.Major}
+		}
 		return []string{"corepack", "pnpm"}
 	case "yarn", "yarn-berry":
 		return []string{"corepack", "yarn"}
@@ -235,4 +247,32 @@ func (p *packageManager) hint() string {
 		return "if bun says the lockfile changed, run `bun install` and commit the lockfile"
 	}
 	return ""
+}
+
+var lockfileVersionRe = regexp.MustCompile(`(?m)^lockfileVersion:\s*['"]?([0-9.]+)['"]?`)
+
+// pnpmForLockfile maps pnpm-lock.yaml's lockfileVersion to the newest pnpm
+// major that writes it: 9.0 → 10 (and 9), 6.x → 8, 5.4 → 7, 5.3 → 6.
+// Without this, corepack runs its newest pnpm, which may not read it.
+func pnpmForLockfile(src fs.FS, lockfile string) (string, string) {
+	b, err := fs.ReadFile(src, lockfile)
+	if err != nil {
+		return "", ""
+	}
+	m := lockfileVersionRe.FindSubmatch(b)
+	if m == nil {
+		return "", ""
+	}
+	lv := string(m[1])
+	switch {
+	case strings.HasPrefix(lv, "9."):
+		return lv, "10"
+	case strings.HasPrefix(lv, "6."):
+		return lv, "8"
+	case lv == "5.4":
+		return lv, "7"
+	case lv == "5.3":
+		return lv, "6"
+	}
+	return lv, ""
 }
