@@ -338,7 +338,7 @@ func TestNodeWorkspace(t *testing.T) {
 			}
 			c := runLayout(t, out, "v1")
 			status, body, _ := c.get("/")
-			if status != http.StatusOK || !strings.Contains(body, "hello from the workspace lib, api") {
+			if status != http.StatusOK || !strings.Contains(body, "hello from the workspace lib, api") || (tc.fixture == "node-pnpm-workspace" && !strings.Contains(body, "(1m)")) {
 				t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
 			}
 			for _, p := range tc.absent {

@@ -430,7 +430,9 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	case "npm":
 		install = append(install, "--workspace", dir)
 	case "pnpm":
-		install = append(install, "--filter", "./"+dir+"...")
+		// {DIR}...: the package and the workspace packages it depends
+		// on (pnpm reads ./DIR... as a path, without its dependencies).
+		install = append(install, "--filter", "{./"+dir+"}...")
 	case "bun":
 		install = append(install, "--filter", "./"+dir)
 	case "yarn-berry":
@@ -455,7 +457,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	}}
 	p.Layers = []plan.Layer{
 		signalsLayer(),
-		{Name: "deps", From: "deps", Include: []string{"node_modules", dir + "/node_modules"}, Dest: AppDir},
+		{Name: "deps", From: "deps", Include: shippedModules(dir, local), Dest: AppDir},
 	}
 	for k, v := range st.env {
 		p.Env[k] = v
@@ -497,6 +499,18 @@ func yarn1Focus(dirs string, production bool) ([]string, map[string]string) {
 		map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
 }
 
+// shippedModules are the node_modules directories a workspace package
+// needs at run time: the root's, its own, and those of the workspace
+// packages it uses (pnpm links each package's dependencies from its own
+// node_modules into the root's .pnpm store).
+func shippedModules(dir string, local []string) []string {
+	out := []string{"node_modules", dir + "/node_modules"}
+	for _, d := range local {
+		out = append(out, d+"/node_modules")
+	}
+	return out
+}
+
 // workspaceBuild runs the build script of the workspace package in dir
 // and of the workspace packages it uses (local) that have one.
 func workspaceBuild(pm *packageManager, local []string, dir string) string {
@@ -508,7 +522,7 @@ func workspaceBuild(pm *packageManager, local []string, dir string) string {
 		}
 		return "npm run build --if-present" + ws
 	case "pnpm":
-		return strings.Join(pm.cli(), " ") + " --filter ./" + dir + "... run build"
+		return strings.Join(pm.cli(), " ") + " --filter '{./" + dir + "}...' run build"
 	}
 	return "cd " + dir + " && " + pm.run("build")
 }
