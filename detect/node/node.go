@@ -171,12 +171,25 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	major, why := nodeMajor(src, pkg)
 	evidence = append(evidence, why)
 
+	// A workspace root that is the app itself: its packages' manifests
+	// are install inputs too, and their node_modules are shipped.
+	var wsRoot, wsInputs []string
+	var wsKey string
 	if pats := workspacePatterns(src, pkg); len(pats) > 0 {
 		rootIsApp := pkg.Scripts["start"] != "" || pkg.Main != "" || pkg.Scripts["build"] != "" || detect.Exists(src, "server.js") || detect.Exists(src, "index.js")
 		if opts.Target != "" || !rootIsApp {
 			return planWorkspace(src, pkg, pm, evidence, major, pats, opts.Target)
 		}
-		evidence = append(evidence, "workspace root with its own start: building the root (pass --target DIR to build one package)")
+		evidence = append(evidence, "workspace root with its own start: building the root with every workspace package's production dependencies (pass --target DIR to build one package)")
+		all, err := workspaces(src, pats)
+		if err != nil {
+			return nil, err
+		}
+		wsRoot = workspaceDirs(all)
+		for _, d := range wsRoot {
+			wsInputs = append(wsInputs, path.Join(d, "package.json"))
+			wsKey += " " + d + ":" + strings.TrimPrefix(dependencyKey(all[d].pkg), "package.json dependencies ")
+		}
 	}
 
 	deps := func(name string) bool { _, ok := pkg.Dependencies[name]; return ok }
@@ -203,8 +216,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 
 	p := newPlan(major, AppDir)
 	depKey := dependencyKey(pkg)
+	depKey += wsKey
 	installProd := plan.Step{
-		Name: "deps", Run: pm.installProd(), Inputs: installInputs(src), Key: depKey,
+		Name: "deps", Run: pm.installProd(), Inputs: append(installInputs(src), wsInputs...), Key: depKey,
 		Env: pm.installEnv(), NativeCheck: true, Hint: pm.hint(),
 		Toolchain: toolchain,
 	}
@@ -212,7 +226,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	// cached like the production install, whose node_modules is kept in the
 	// cache only and put back for the build when the install is skipped.
 	devDeps := plan.Step{
-		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: installInputs(src), Key: depKey,
+		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: append(installInputs(src), wsInputs...), Key: depKey,
 		Hint: pm.hint(), Toolchain: toolchain,
 	}
 	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: []string{"node_modules"}, Dest: AppDir, CacheOnly: true}
@@ -289,9 +303,13 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 			p.Env["FASTIFY_ADDRESS"] = "0.0.0.0"
 		}
 		p.Layers = []plan.Layer{signals}
-		if len(pkg.Dependencies)+len(pkg.OptionalDependencies) > 0 {
+		if len(pkg.Dependencies)+len(pkg.OptionalDependencies) > 0 || len(wsRoot) > 0 {
 			p.Steps = []plan.Step{installProd}
-			p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Include: []string{"node_modules"}, Dest: AppDir})
+			modules := []string{"node_modules"}
+			for _, d := range wsRoot {
+				modules = append(modules, d+"/node_modules")
+			}
+			p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Include: modules, Dest: AppDir})
 		} else {
 			evidence = append(evidence, "no production dependencies: no dependency layer")
 		}
