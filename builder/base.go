@@ -69,7 +69,13 @@ type baseFacts struct {
 	// Bash is the path of bash in the base, or "": without tini, packer's
 	// init script runs under it.
 	Bash string
+	// Dpkg holds the versions of the Debian packages runtimes come in
+	// (dpkgRuntimes), when the base has a dpkg database.
+	Dpkg map[string]string
 }
+
+// dpkgRuntimes are the Debian packages whose versions the base facts keep.
+var dpkgRuntimes = []string{"nodejs", "python3"}
 
 // initPaths are where Debian's and Alpine's tini packages put tini.
 var initPaths = []string{"usr/bin/tini", "sbin/tini", "usr/sbin/tini"}
@@ -113,18 +119,18 @@ func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*base
 	if err != nil {
 		return nil, err
 	}
-	key := "base-facts-v2-" + d.Hex
+	key := "base-facts-v3-" + d.Hex
 	if b, ok := store.ReadMeta(key); ok {
 		var f baseFacts
 		if json.Unmarshal(b, &f) == nil {
 			return &f, nil
 		}
 	}
-	files, err := findFiles(ctx, base, append(append([]string{"etc/passwd", "etc/group"}, initPaths...), bashPaths...)...)
+	files, err := findFiles(ctx, base, append(append([]string{"etc/passwd", "etc/group", "var/lib/dpkg/status"}, initPaths...), bashPaths...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's files: %w", err)
 	}
-	f := &baseFacts{Passwd: files["etc/passwd"], Group: files["etc/group"]}
+	f := &baseFacts{Passwd: files["etc/passwd"], Group: files["etc/group"], Dpkg: dpkgVersions(files["var/lib/dpkg/status"], dpkgRuntimes)}
 	for _, p := range initPaths {
 		if _, ok := files[p]; ok {
 			f.Init = "/" + p
@@ -244,4 +250,39 @@ func findFiles(ctx context.Context, img v1.Image, names ...string) (map[string][
 		}
 	}
 	return out, nil
+}
+
+// dpkgVersions reads the upstream versions of the named, installed
+// packages from a dpkg status file ("20.19.2+dfsg-1" → "20.19.2").
+func dpkgVersions(status []byte, names []string) map[string]string {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]string{}
+	for _, para := range strings.Split(string(status), "\n\n") {
+		var pkg, ver string
+		installed := false
+		for _, line := range strings.Split(para, "\n") {
+			switch {
+			case strings.HasPrefix(line, "Package: "):
+				pkg = strings.TrimSpace(strings.TrimPrefix(line, "Package: "))
+			case strings.HasPrefix(line, "Version: "):
+				ver = strings.TrimSpace(strings.TrimPrefix(line, "Version: "))
+			case strings.HasPrefix(line, "Status: "):
+				installed = strings.HasSuffix(strings.TrimSpace(line), " installed")
+			}
+		}
+		if want[pkg] && installed && ver != "" {
+			if i := strings.IndexByte(ver, ':'); i >= 0 {
+				ver = ver[i+1:] // epoch
+			}
+			ver = strings.FieldsFunc(ver, func(r rune) bool { return r == '+' || r == '-' || r == '~' })[0]
+			out[pkg] = ver
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -103,6 +103,9 @@ type builder struct {
 	staging  []string
 	restored map[string]bool
 	logged   map[string]bool // secret files already named in the log
+	// checks are the plan's toolchain checks, aimed at the base's own
+	// runtime once it is known (checkRuntimes).
+	checks []plan.ToolchainCheck
 }
 
 // Build executes p for the context in dir.
@@ -126,6 +129,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 		tcCache:  map[string]string{},
 		restored: map[string]bool{},
 		logged:   map[string]bool{},
+		checks:   slices.Clone(p.ToolchainChecks),
 	}
 	if b.log == nil {
 		b.log = io.Discard
@@ -233,8 +237,11 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 
 	// System layer: the non-root user, when the base lacks it.
 	var facts *baseFacts
-	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init) {
+	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init || len(b.plan.BaseRuntimes) > 0) {
 		if facts, err = inspectBase(ctx, b.opts.Store, base); err != nil {
+			return nil, nil, err
+		}
+		if err := b.checkRuntimes(base, facts); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -793,7 +800,7 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step, pl v1.Platform, ba
 		return "", fmt.Errorf("step %s needs %s: `%s` failed: %w %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out))
 	}
 	b.tcCache[k] = out
-	for _, c := range b.plan.ToolchainChecks {
+	for _, c := range b.checks {
 		re, err := regexp.Compile(c.Pattern)
 		if err != nil {
 			continue // plan.Validate refuses it

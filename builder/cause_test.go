@@ -19,3 +19,11 @@ func TestCause(t *testing.T) {
 		}
 	}
 }
+
+func TestDpkgVersions(t *testing.T) {
+	status := "Package: nodejs\nStatus: install ok installed\nVersion: 20.19.2+dfsg-1\n\nPackage: python3\nStatus: install ok installed\nVersion: 3.13.5-1\n\nPackage: python3-old\nStatus: deinstall ok config-files\nVersion: 1:3.9.2-3\n"
+	got := dpkgVersions([]byte(status), []string{"nodejs", "python3", "python3-old"})
+	if got["nodejs"] != "20.19.2" || got["python3"] != "3.13.5" || got["python3-old"] != "" {
+		t.Errorf("dpkgVersions() = %v", got)
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/packer-build/packer/builder"
@@ -353,3 +355,53 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The plan's runtime is checked against the base's: another Node.js major
+// is built for (and the ABI check aims at it) unless the app asked for one
+// the base cannot give; another Python is an error (packages were
+// installed for the plan's).
+func TestBaseRuntimes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lock"), "x")
+	baseWith := func(env ...string) builder.BaseResolver {
+		return func(context.Context, string, v1.Platform) (v1.Image, *builder.BaseInfo, error) {
+			img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Env: env}})
+			return img, nil, err
+		}
+	}
+	run := func(p *plan.Plan, resolve builder.BaseResolver, probe string) (string, error) {
+		fake := &fakeExecutor{probe: probe, steps: map[string]func(builder.StepRun) error{
+			"deps": func(r builder.StepRun) error { return os.MkdirAll(filepath.Join(r.Dir, ".out/deps"), 0o755) },
+		}}
+		store, _ := layers.NewStore(t.TempDir())
+		var log bytes.Buffer
+		_, _, err := builder.Build(t.Context(), dir, p, builder.Options{Platforms: []v1.Platform{amd64}, Store: store, Executor: fake, Log: &log, Resolve: resolve})
+		return log.String(), err
+	}
+	nodePlan := func(rng string) *plan.Plan {
+		p := stepPlan()
+		p.Base = "example.invalid/node"
+		p.Steps, p.Layers = p.Steps[:1], p.Layers[:1]
+		p.BaseRuntimes = []plan.BaseRuntime{{Name: "Node.js", Want: "22", Env: "NODE_VERSION", Dpkg: "nodejs", Range: rng}}
+		p.ToolchainChecks = []plan.ToolchainCheck{{Pattern: `^v(\d+)\.`, Want: "22", Message: "host ${have}, image ${want}"}}
+		return p
+	}
+	log, err := run(nodePlan(""), baseWith("NODE_VERSION=20.11.1"), "v20.20.2\n")
+	if err != nil || !strings.Contains(log, "the base image has Node.js 20.11.1 (its NODE_VERSION), not the Node.js 22 the plan assumed") || strings.Contains(log, "warning") {
+		t.Errorf("Node 20 base, default 22: %v\n%s", err, log)
+	}
+	if _, err := run(nodePlan(">=22"), baseWith("NODE_VERSION=20.11.1"), "v20.20.2\n"); err == nil || !strings.Contains(err.Error(), "has Node.js 20.11.1 (its NODE_VERSION), but the build needs Node.js 22") {
+		t.Errorf("Node 20 base, engines >=22: %v", err)
+	}
+	py := stepPlan()
+	py.Base = "example.invalid/python"
+	py.Steps, py.Layers = py.Steps[:1], py.Layers[:1]
+	py.Steps[0].Toolchain = nil
+	py.BaseRuntimes = []plan.BaseRuntime{{Name: "Python", Want: "3.13", Env: "PYTHON_VERSION", Dpkg: "python3", Strict: true, Asked: ".python-version says 3.13"}}
+	if _, err := run(py, baseWith("PYTHON_VERSION=3.11.2"), ""); err == nil || !strings.Contains(err.Error(), "has Python 3.11.2 (its PYTHON_VERSION), but the build needs Python 3.13 (.python-version says 3.13): choose a base with Python 3.13, or ask for Python 3.11") {
+		t.Errorf("Python 3.11 base for a 3.13 plan: %v", err)
+	}
+	if _, err := run(py, baseWith("PYTHON_VERSION=3.13.1"), ""); err != nil {
+		t.Errorf("Python 3.13 base: %v", err)
+	}
+}

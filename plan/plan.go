@@ -89,14 +89,17 @@ type Plan struct {
 	StopSignal  string            `json:"stopSignal,omitempty"`
 	Healthcheck *Healthcheck      `json:"healthcheck,omitempty"`
 
-	// Runtime names the language runtime versions the image targets
-	// ({"node": "22"}); build warns when the host toolchain differs.
 	// ToolchainChecks compare the steps' toolchain probes with the
 	// image's runtime (a Node.js major that differs from the image's
 	// builds native addons for the wrong ABI): the builder warns.
 	ToolchainChecks []ToolchainCheck `json:"toolchainChecks,omitempty"`
 
+	// Runtime names the language runtime versions the image targets
+	// ({"node": "22"}).
 	Runtime map[string]string `json:"runtime,omitempty"`
+	// BaseRuntimes are checked against the base image once it is
+	// resolved (a --base may hold another version than the plan assumed).
+	BaseRuntimes []BaseRuntime `json:"baseRuntimes,omitempty"`
 
 	// Origins says where each configurable value came from: "detected",
 	// "packer.toml:LINE", "PACKER_BASE", "--base", ... Keys are the json
@@ -105,6 +108,22 @@ type Plan struct {
 }
 
 // ErrorHint maps a step failure's output to advice.
+// BaseRuntime is a language runtime the plan expects in the base image.
+// The builder reads its version from the base's config (Env, as official
+// images set NODE_VERSION) or its Debian package (Dpkg). A version other
+// than Want fails the build when Strict (packages were installed for
+// Want) or when it is outside Range (what the app asked for); otherwise
+// the build goes on for the base's version, and says so.
+type BaseRuntime struct {
+	Name   string `json:"name"`
+	Want   string `json:"want"`
+	Env    string `json:"env,omitempty"`
+	Dpkg   string `json:"dpkg,omitempty"`
+	Range  string `json:"range,omitempty"`
+	Asked  string `json:"asked,omitempty"`
+	Strict bool   `json:"strict,omitempty"`
+}
+
 // ToolchainCheck is checked against each toolchain probe's output: when
 // Pattern matches and its first group differs from Want, the builder logs
 // Message as a warning, with ${have} and ${want} replaced.

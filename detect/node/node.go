@@ -215,6 +215,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	}
 
 	p := newPlan(major, AppDir)
+	askNode(p, src, pkg)
 	depKey := dependencyKey(pkg)
 	depKey += wsKey
 	installProd := plan.Step{
@@ -392,6 +393,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		}
 		evidence = append(evidence, "Next.js with output: 'standalone': shipping "+dir+"/.next/standalone (traced from the workspace root), its .next/static and public only")
 		p := newPlan(major, AppDir+"/"+dir)
+		askNode(p, src, root)
 		buildStep.NativeCheck = true
 		p.Steps = []plan.Step{devDeps, buildStep}
 		p.Layers = []plan.Layer{
@@ -418,6 +420,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		out := spaOutput(app.pkg)
 		evidence = append(evidence, fmt.Sprintf("single-page app (build script, %s, no server framework): shipping %s/%s/ with a static file server, no node_modules", spaTool(app.pkg), dir, out))
 		p := newPlan(major, AppDir)
+		askNode(p, src, root)
 		p.Steps = []plan.Step{devDeps, buildStep}
 		p.Layers = []plan.Layer{
 			signalsLayer(), devLayer,
@@ -467,6 +470,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 		}
 	}
 	p := newPlan(major, AppDir+"/"+dir)
+	askNode(p, src, root)
 	p.Env["HOST"] = "0.0.0.0"
 	p.Entrypoint = st.argv
 	p.Steps = []plan.Step{{
@@ -550,14 +554,15 @@ func workspaceBuild(pm *packageManager, local []string, dir string) string {
 // 8080, production mode, the SIGTERM preload and tini when the base has it.
 func newPlan(major int, workdir string) *plan.Plan {
 	return &plan.Plan{
-		Provider:   "node",
-		Base:       fmt.Sprintf("node:%d-slim", major),
-		Exclude:    []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
-		WorkingDir: workdir,
-		User:       plan.NonRootUser,
-		Ports:      []int{8080},
-		Env:        map[string]string{"NODE_ENV": "production", "PORT": "8080", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
-		Runtime:    map[string]string{"node": strconv.Itoa(major)},
+		Provider:     "node",
+		Base:         fmt.Sprintf("node:%d-slim", major),
+		Exclude:      []string{"node_modules", "**/node_modules", ".next", ".npm", ".yarn/cache", ".pnpm-store", "npm-debug.log*"},
+		WorkingDir:   workdir,
+		User:         plan.NonRootUser,
+		Ports:        []int{8080},
+		Env:          map[string]string{"NODE_ENV": "production", "PORT": "8080", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
+		Runtime:      map[string]string{"node": strconv.Itoa(major)},
+		BaseRuntimes: []plan.BaseRuntime{{Name: "Node.js", Want: strconv.Itoa(major), Env: "NODE_VERSION", Dpkg: "nodejs"}},
 		ToolchainChecks: []plan.ToolchainCheck{{
 			Pattern: `^v(\d+)\.`, Want: strconv.Itoa(major),
 			Message: "this machine has Node.js ${have} but the image runs Node.js ${want}: native addons compiled here are built for Node.js ${have}'s ABI and may fail to load; use Node.js ${want} here (or set engines.node / .nvmrc to ${have})",
@@ -698,6 +703,25 @@ func enginesMajor(e string) (int, string) {
 		}
 	}
 	return DefaultMajor, fmt.Sprintf("engines.node %q: no Node.js release line satisfies it; Node.js %d (current LTS)", e, DefaultMajor)
+}
+
+// askNode records what the app asked of Node.js (.nvmrc, .node-version or
+// engines.node), which the base's Node.js must satisfy.
+func askNode(p *plan.Plan, src fs.FS, pkg *packageJSON) {
+	for _, f := range []string{".nvmrc", ".node-version"} {
+		if b, err := fs.ReadFile(src, f); err == nil {
+			v := strings.TrimPrefix(strings.TrimSpace(string(b)), "v")
+			if m := majorRe.FindString(v); m != "" && !strings.HasPrefix(v, "lts") {
+				p.BaseRuntimes[0].Range, p.BaseRuntimes[0].Asked = m+".x", f+" says "+strings.TrimSpace(string(b))
+				return
+			}
+		}
+	}
+	if e := strings.TrimSpace(pkg.Engines.Node); e != "" {
+		if _, err := semver.NewConstraint(e); err == nil {
+			p.BaseRuntimes[0].Range, p.BaseRuntimes[0].Asked = e, fmt.Sprintf("engines.node is %q", e)
+		}
+	}
 }
 
 // nodeMajor picks the Node.js major from .nvmrc, .node-version or

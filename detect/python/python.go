@@ -102,6 +102,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		},
 		Runtime: map[string]string{"python": version},
 		Init:    true,
+		// Packages are installed for this Python version (wheels, compiled
+		// bytecode): a base with another one cannot run them.
+		BaseRuntimes: []plan.BaseRuntime{{Name: "Python", Want: version, Env: "PYTHON_VERSION", Dpkg: "python3", Strict: true, Asked: why}},
 	}
 	if reqFile != "" || reqText != "" {
 		step := installStep(version, reqFile, reqText)
