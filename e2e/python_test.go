@@ -75,6 +75,7 @@ func TestPythonFixtures(t *testing.T) {
 	}{
 		{"py-flask", "hello from flask", nil},
 		{"py-flask-main", "hello from a flask app that runs itself", []string{"opt/python/packages/gunicorn"}},
+		{"py-uv-workspace", "hello from a uv workspace", []string{"opt/python/packages/pytest", "opt/python/packages/shop_core"}},
 		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}},
 		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
 		{"py-django-procfile", "hello from django via its Procfile", nil},                 // its page needs the static manifest

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 
@@ -105,10 +106,10 @@ func poetryLock(src fs.FS) ([]requirement, error) {
 
 // uvLock reads uv.lock: the packages the project's own dependencies reach
 // (dev dependencies left out), with wheel and sdist hashes.
-func uvLock(src fs.FS, project string) ([]requirement, error) {
+func uvLock(src fs.FS, project string) ([]requirement, []string, error) {
 	b, err := fs.ReadFile(src, "uv.lock")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type dep struct {
 		Name   string   `toml:"name"`
@@ -130,7 +131,7 @@ func uvLock(src fs.FS, project string) ([]requirement, error) {
 		} `toml:"package"`
 	}
 	if err := toml.Unmarshal(b, &lock); err != nil {
-		return nil, parseErr("uv.lock", err)
+		return nil, nil, parseErr("uv.lock", err)
 	}
 	byName := map[string]int{}
 	root := -1
@@ -143,10 +144,11 @@ func uvLock(src fs.FS, project string) ([]requirement, error) {
 		}
 	}
 	if root < 0 {
-		return nil, fmt.Errorf("uv.lock: no entry for the project itself (%s); run uv lock", project)
+		return nil, nil, fmt.Errorf("uv.lock: no entry for the project itself (%s); run uv lock", project)
 	}
 	seen := map[string]bool{}
 	var out []requirement
+	var locals []string
 	var visit func(d dep)
 	visit = func(d dep) {
 		i, ok := byName[normalize(d.Name)]
@@ -157,6 +159,15 @@ func uvLock(src fs.FS, project string) ([]requirement, error) {
 		key := normalize(p.Name)
 		if !seen[key] {
 			seen[key] = true
+			// A workspace member (or another local tree): its source is
+			// in the app; its own dependencies are installed.
+			if dir, ok := localSource(p.Source); ok {
+				locals = append(locals, dir)
+				for _, sub := range p.Dependencies {
+					visit(sub)
+				}
+				return
+			}
 			r := requirement{name: p.Name, version: p.Version, marker: d.Marker}
 			if p.Sdist != nil && p.Sdist.Hash != "" {
 				r.hashes = append(r.hashes, p.Sdist.Hash)
@@ -180,7 +191,19 @@ func uvLock(src fs.FS, project string) ([]requirement, error) {
 	}
 	// Markers of transitive dependencies are evaluated by uv at lock time;
 	// keep only those from the project's direct dependencies.
-	return out, nil
+	sort.Strings(locals)
+	return out, locals, nil
+}
+
+// localSource says where a uv.lock package's source tree is when it is
+// local (editable, directory or virtual), relative to the lockfile.
+func localSource(src map[string]any) (string, bool) {
+	for _, k := range []string{"editable", "directory", "virtual"} {
+		if d, ok := src[k].(string); ok {
+			return path.Clean(d), true
+		}
+	}
+	return "", false
 }
 
 // pdmLock reads pdm.lock: packages in the default group.

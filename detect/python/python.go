@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,7 +85,8 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	version, why := pythonVersion(src, pp.Project.RequiresPython)
 	evidence = append(evidence, why)
 
-	reqFile, reqText, lockWhy, deps, err := requirements(src, &pp, opts.AllowUnlocked)
+	var locals []string // uv workspace members: local source trees, not packages
+	reqFile, reqText, lockWhy, deps, err := requirements(src, &pp, opts.AllowUnlocked, &locals)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +114,21 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Root: ".packer-out/packages", Exclude: []string{"bin"}, Dest: PackagesDir})
 	}
 	p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
+	if len(locals) > 0 {
+		// Workspace members ship with the app's source and are imported
+		// from it (as uv's editable installs do), not installed from an
+		// index, where they do not exist.
+		paths := []string{PackagesDir}
+		for _, d := range locals {
+			root := d
+			if detect.IsDir(src, path.Join(d, "src")) {
+				root = path.Join(d, "src")
+			}
+			paths = append(paths, path.Join(AppDir, root))
+		}
+		p.Env["PYTHONPATH"] = strings.Join(paths, ":")
+		evidence = append(evidence, "uv workspace members imported from the source tree: "+strings.Join(locals, ", "))
+	}
 
 	st, err := startCommand(src, deps)
 	if err != nil {
@@ -234,14 +251,14 @@ func collectStatic(version string) plan.Step {
 // requirements finds what to install: a requirements file to pass to pip,
 // or pinned requirements generated from a lockfile. deps lists the
 // top-level distribution names, for framework detection.
-func requirements(src fs.FS, pp *pyproject, allowUnlocked bool) (file, text, why string, deps map[string]bool, err error) {
+func requirements(src fs.FS, pp *pyproject, allowUnlocked bool, locals *[]string) (file, text, why string, deps map[string]bool, err error) {
 	deps = map[string]bool{}
 	var reqs []requirement
 	var source string
 	switch {
 	case detect.Exists(src, "uv.lock"):
 		source = "uv.lock"
-		reqs, err = uvLock(src, pp.Project.Name)
+		reqs, *locals, err = uvLock(src, pp.Project.Name)
 	case detect.Exists(src, "poetry.lock"):
 		source = "poetry.lock"
 		reqs, err = poetryLock(src)

@@ -180,3 +180,18 @@ func TestPythonVersionFileComments(t *testing.T) {
 		t.Errorf("pythonVersion() = %s, %q; want 3.12 without the comment", v, why)
 	}
 }
+
+// uv workspace members are local source trees: not pinned from an index,
+// imported from the app; their own dependencies are installed.
+func TestUVWorkspaceMembers(t *testing.T) {
+	lock := "version = 1\n[[package]]\nname = \"shop\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"shop-core\" }]\n\n" +
+		"[[package]]\nname = \"shop-core\"\nversion = \"0.1.0\"\nsource = { editable = \"packages/shop-core\" }\ndependencies = [{ name = \"markupsafe\" }]\n\n" +
+		"[[package]]\nname = \"markupsafe\"\nversion = \"3.0.2\"\n"
+	reqs, locals, err := uvLock(fstest.MapFS{"uv.lock": &fstest.MapFile{Data: []byte(lock)}}, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != 1 || reqs[0].name != "markupsafe" || len(locals) != 1 || locals[0] != "packages/shop-core" {
+		t.Errorf("uvLock() = %+v, %v; want markupsafe pinned and packages/shop-core local", reqs, locals)
+	}
+}
