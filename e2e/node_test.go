@@ -129,6 +129,7 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
 		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
 		{fixture: "node-npm-workspace-root", body: "hello from the workspace lib, api"},
+		{fixture: "node-yarn-pnp", body: `"pnp":true`, absent: []string{"app/node_modules"}},
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},
@@ -663,33 +664,41 @@ func TestNodePnpmFollowsLockfile(t *testing.T) {
 	c.stop()
 }
 
-// TestNodeWorkspaceRootRebuild: in a workspace root that is the app, a
-// source change skips the install and keeps the dependency layer.
-func TestNodeWorkspaceRootRebuild(t *testing.T) {
+// TestNodeSourceChangeRebuild: for a workspace root that is the app and a
+// Plug'n'Play app, a source change skips the install and keeps the
+// dependency layer; only the app layer moves.
+func TestNodeSourceChangeRebuild(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	dir := nodeFixture(t, "node-npm-workspace-root")
-	env := nodeEnv(t)
-	build := func() (v1.Image, string) {
-		out := filepath.Join(t.TempDir(), "layout")
-		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
-		if r.err != nil {
-			t.Fatalf("build: %v\n%s", r.err, r.stderr)
-		}
-		return layoutImage(t, out), r.stderr
-	}
-	first, _ := build()
-	src := filepath.Join(dir, "packages", "api", "server.js")
-	b, _ := os.ReadFile(src)
-	os.WriteFile(src, append(b, []byte("\n// a source-only change\n")...), 0o644)
-	second, log := build()
-	if !strings.Contains(log, "step deps (linux/amd64): inputs unchanged, skipped") {
-		t.Errorf("the rebuild ran the install:\n%s", log)
-	}
-	if layerByComment(t, first, "deps") != layerByComment(t, second, "deps") {
-		t.Errorf("the dependency layer changed on a source edit")
-	}
-	if layerByComment(t, first, "app") == layerByComment(t, second, "app") {
-		t.Errorf("the app layer did not change")
+	for _, tc := range []struct{ fixture, edit string }{
+		{"node-npm-workspace-root", "packages/api/server.js"},
+		{"node-yarn-pnp", "server.js"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			dir := nodeFixture(t, tc.fixture)
+			env := nodeEnv(t)
+			build := func() (v1.Image, string) {
+				out := filepath.Join(t.TempDir(), "layout")
+				r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+				if r.err != nil {
+					t.Fatalf("build: %v\n%s", r.err, r.stderr)
+				}
+				return layoutImage(t, out), r.stderr
+			}
+			first, _ := build()
+			src := filepath.Join(dir, tc.edit)
+			b, _ := os.ReadFile(src)
+			os.WriteFile(src, append(b, []byte("\n// a source-only change\n")...), 0o644)
+			second, log := build()
+			if !strings.Contains(log, "step deps (linux/amd64): inputs unchanged, skipped") {
+				t.Errorf("the rebuild ran the install:\n%s", log)
+			}
+			if layerByComment(t, first, "deps") != layerByComment(t, second, "deps") {
+				t.Errorf("the dependency layer changed on a source edit")
+			}
+			if layerByComment(t, first, "app") == layerByComment(t, second, "app") {
+				t.Errorf("the app layer did not change")
+			}
+		})
 	}
 }

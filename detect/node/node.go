@@ -33,6 +33,7 @@ const AppDir = plan.AppDir
 type packageJSON struct {
 	Name                 string            `json:"name"`
 	Main                 string            `json:"main"`
+	Type                 string            `json:"type"`
 	Scripts              map[string]string `json:"scripts"`
 	Dependencies         map[string]string `json:"dependencies"`
 	DevDependencies      map[string]string `json:"devDependencies"`
@@ -216,6 +217,16 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 
 	p := newPlan(major, AppDir)
 	askNode(p, src, pkg)
+	if pm.PnP {
+		// The user's own PnP files never ship from the context: the
+		// install's do, matching the lockfile.
+		p.Exclude = append(p.Exclude, ".pnp.cjs", ".pnp.loader.mjs", ".pnp.data.json", ".yarn/unplugged", ".yarn/install-state.gz")
+		opts := p.Env["NODE_OPTIONS"] + " --require=" + AppDir + "/.pnp.cjs"
+		if pkg.Type == "module" {
+			opts += " --experimental-loader=" + AppDir + "/.pnp.loader.mjs"
+		}
+		p.Env["NODE_OPTIONS"] = opts
+	}
 	depKey := dependencyKey(pkg)
 	depKey += wsKey
 	installProd := plan.Step{
@@ -230,7 +241,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: append(installInputs(src), wsInputs...), Key: depKey,
 		Hint: pm.hint(), Toolchain: toolchain,
 	}
-	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: []string{"node_modules"}, Dest: AppDir, CacheOnly: true}
+	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: pm.modules(), Dest: AppDir, CacheOnly: true}
 	buildStep := func() plan.Step {
 		return plan.Step{
 			Name: "build", Run: []string{"sh", "-c", pm.run("build")}, Needs: []string{"devdeps"},
@@ -281,8 +292,8 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Steps = []plan.Step{installProd, devDeps, buildStep()}
 		p.Layers = []plan.Layer{
 			signals, devLayer,
-			{Name: "deps", From: "deps", Include: []string{"node_modules"}, Dest: AppDir},
-			{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules", ".next/cache"}},
+			{Name: "deps", From: "deps", Include: pm.modules(), Dest: AppDir},
+			{Name: "app", From: "build", Dest: AppDir, Exclude: append(pm.modules(), ".next/cache")},
 		}
 		p.Entrypoint = []string{"node_modules/.bin/next", "start"}
 		p.Env["HOSTNAME"] = "0.0.0.0"
@@ -306,7 +317,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Layers = []plan.Layer{signals}
 		if len(pkg.Dependencies)+len(pkg.OptionalDependencies) > 0 || len(wsRoot) > 0 {
 			p.Steps = []plan.Step{installProd}
-			modules := []string{"node_modules"}
+			modules := pm.modules()
 			for _, d := range wsRoot {
 				modules = append(modules, d+"/node_modules")
 			}
@@ -317,7 +328,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		if buildScript != "" {
 			evidence = append(evidence, "build script: "+buildScript)
 			p.Steps = append(p.Steps, devDeps, buildStep())
-			app := plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: []string{"node_modules"}}
+			app := plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: pm.modules()}
 			if out := compiledFrom(src, st.argv); out != "" {
 				evidence = append(evidence, "the app starts from "+out+"/, compiled from TypeScript: the .ts sources are not shipped")
 				app.Exclude = append(app.Exclude, "**/*.ts", "**/*.tsx", "**/*.mts", "**/*.cts", "**/*.tsbuildinfo")
@@ -335,6 +346,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 // installed from the root lockfile (npm --workspace, pnpm --filter), and
 // only it and the workspace packages it depends on shipped.
 func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []string, major int, pats []string, target string) (*plan.Plan, error) {
+	if pm.PnP {
+		return nil, fmt.Errorf("a yarn Plug'n'Play workspace is not supported yet (single apps are); add `nodeLinker: node-modules` to .yarnrc.yml and run yarn install")
+	}
 	all, err := workspaces(src, pats)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,10 @@ type packageManager struct {
 	// packageManager does not pin one ("" otherwise).
 	Major    string
 	Lockfile string // the lockfile found
-	exe      []string
+	// PnP: yarn 2+ with Plug'n'Play (its default linker): dependencies
+	// are zip files in .yarn/cache, resolved through .pnp.cjs.
+	PnP bool
+	exe []string
 }
 
 var lockfiles = []struct{ file, pm string }{
@@ -93,11 +96,15 @@ func choosePackageManager(src fs.FS, pkg *packageJSON, allowUnlocked bool) (*pac
 		}
 		if berry || (version != "" && !strings.HasPrefix(version, "1.")) {
 			p.Name = "yarn-berry"
-			linker := yarnLinker(src)
-			if linker != "node-modules" {
-				return nil, nil, fmt.Errorf("yarn %s uses Plug'n'Play (nodeLinker: %s), which packer does not support yet; add `nodeLinker: node-modules` to .yarnrc.yml and run yarn install", orDefault(version, "2+"), orDefault(linker, "pnp"))
+			switch linker := yarnLinker(src); linker {
+			case "node-modules":
+				evidence = append(evidence, "yarn 2+ with nodeLinker: node-modules")
+			case "", "pnp":
+				p.PnP = true
+				evidence = append(evidence, "yarn 2+ with Plug'n'Play: shipping .pnp.cjs and .yarn/cache (the zip files, kept in the project), node started with --require .pnp.cjs")
+			default:
+				return nil, nil, fmt.Errorf("yarn nodeLinker %q is not supported; use node-modules or pnp in .yarnrc.yml", linker)
 			}
-			evidence = append(evidence, "yarn 2+ with nodeLinker: node-modules")
 		}
 	}
 	return p, evidence, nil
@@ -182,7 +189,23 @@ func (p *packageManager) installProd() []string {
 
 // installEnv is the environment of the production install.
 func (p *packageManager) installEnv() map[string]string {
-	return map[string]string{"NODE_ENV": "production"}
+	env := map[string]string{"NODE_ENV": "production"}
+	if p.PnP {
+		// The zips in the project, not yarn's global cache, so they ship.
+		env["YARN_ENABLE_GLOBAL_CACHE"] = "false"
+	}
+	return env
+}
+
+// pnpFiles are what a Plug'n'Play install leaves and the app needs.
+var pnpFiles = []string{".pnp.cjs", ".pnp.loader.mjs", ".pnp.data.json", ".yarn/cache", ".yarn/unplugged"}
+
+// modules are the paths an install leaves the dependencies in.
+func (p *packageManager) modules() []string {
+	if p.PnP {
+		return pnpFiles
+	}
+	return []string{"node_modules"}
 }
 
 // berryFocus installs the production dependencies of the workspaces named
