@@ -92,31 +92,75 @@ func Scan(ctx context.Context, img v1.Image, cache Cache) ([]Component, error) {
 	sort.Strings(paths)
 	integrity := npmIntegrity(files)
 	for _, p := range paths {
-		b := files[p]
-		switch {
-		case p == "var/lib/dpkg/status" || strings.HasPrefix(p, "var/lib/dpkg/status.d/"):
-			out = append(out, dpkg(b, distro, p)...)
-		case p == "lib/apk/db/installed":
-			out = append(out, apk(b, distro, p)...)
-		case npmPkgRe.MatchString(p):
-			if c, ok := npm(b, p, integrity); ok {
-				out = append(out, c)
+		for _, c := range catalogers {
+			if c.match(p) {
+				out = append(out, c.read(files[p], p, scanContext{distro: distro, npmIntegrity: integrity})...)
+				break
 			}
-		case distRe.MatchString(p):
-			if c, ok := pypi(b, p); ok {
-				out = append(out, c)
-			}
-		case strings.HasSuffix(p, "\x00go"):
-			out = append(out, golang(b, strings.TrimSuffix(p, "\x00go"))...)
 		}
 	}
 	return dedupe(out), nil
 }
 
 func interesting(name string) bool {
-	return name == "etc/os-release" || name == "usr/lib/os-release" || name == "var/lib/dpkg/status" ||
-		strings.HasPrefix(name, "var/lib/dpkg/status.d/") || name == "lib/apk/db/installed" ||
-		npmPkgRe.MatchString(name) || strings.HasSuffix(name, "node_modules/.package-lock.json") || distRe.MatchString(name)
+	if name == "etc/os-release" || name == "usr/lib/os-release" || strings.HasSuffix(name, "node_modules/.package-lock.json") {
+		return true
+	}
+	for _, c := range catalogers {
+		if c.match(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// scanContext is what catalogers share: the distribution (for OS package
+// URLs) and npm's recorded integrity hashes.
+type scanContext struct {
+	distro       distroInfo
+	npmIntegrity map[string]string
+}
+
+// cataloger finds one ecosystem's packages among an image's files. Each
+// ecosystem a provider builds for has one here (TestEveryProviderHasACataloger
+// checks), so a new language cannot silently drop out of the SBOM.
+type cataloger struct {
+	// Ecosystem is the package type: "deb", "apk", "npm", "pypi", "golang".
+	Ecosystem string
+	match     func(path string) bool
+	read      func(b []byte, path string, sc scanContext) []Component
+}
+
+func one(c Component, ok bool) []Component {
+	if !ok {
+		return nil
+	}
+	return []Component{c}
+}
+
+var catalogers = []cataloger{
+	{"deb", func(p string) bool {
+		return p == "var/lib/dpkg/status" || strings.HasPrefix(p, "var/lib/dpkg/status.d/")
+	},
+		func(b []byte, p string, sc scanContext) []Component { return dpkg(b, sc.distro, p) }},
+	{"apk", func(p string) bool { return p == "lib/apk/db/installed" },
+		func(b []byte, p string, sc scanContext) []Component { return apk(b, sc.distro, p) }},
+	{"npm", npmPkgRe.MatchString,
+		func(b []byte, p string, sc scanContext) []Component { return one(npm(b, p, sc.npmIntegrity)) }},
+	{"pypi", distRe.MatchString,
+		func(b []byte, p string, _ scanContext) []Component { return one(pypi(b, p)) }},
+	// Go binaries' build info, keyed NAME\x00go by scanLayer.
+	{"golang", func(p string) bool { return strings.HasSuffix(p, "\x00go") },
+		func(b []byte, p string, _ scanContext) []Component { return golang(b, strings.TrimSuffix(p, "\x00go")) }},
+}
+
+// Ecosystems lists the package types the SBOM catalogs.
+func Ecosystems() []string {
+	var out []string
+	for _, c := range catalogers {
+		out = append(out, c.Ecosystem)
+	}
+	return out
 }
 
 func scanCached(ctx context.Context, l v1.Layer, cache Cache) (*layerScan, error) {
