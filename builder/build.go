@@ -298,27 +298,19 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			continue
 		}
 		if l.From == plan.FromSource {
-			uid, gid, err := layers.ParseOwner(l.Owner)
-			if err != nil {
-				return nil, nil, err
-			}
-			ig, err := b.layerIgnore(b.ignore, l.Exclude)
-			if err != nil {
-				return nil, nil, err
-			}
-			root := filepath.Join(b.dir, filepath.FromSlash(l.Root))
+			ig := b.ignore
 			if l.Root != "" {
 				// The context's patterns are relative to its root; the
 				// secret rules hold everywhere.
-				if ig, err = layers.ContextIgnore(l.Exclude); err != nil {
+				if ig, err = layers.ContextIgnore(nil); err != nil {
 					return nil, nil, err
 				}
 			}
-			files, err := layers.Collect(root, ig, existing(root, l.Include))
+			files, spec, err := layerFiles(b.dir, ig, l)
 			if err != nil {
 				return nil, nil, err
 			}
-			ly, hit, err := b.opts.Store.FromFiles(ctx, files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid})
+			ly, hit, err := b.opts.Store.FromFiles(ctx, files, spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
@@ -343,7 +335,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		return nil, nil, fmt.Errorf("reading base image config: %w", err)
 	}
 	cfg = cfg.DeepCopy()
-	b.configure(cfg, pl)
+	ImageConfig(cfg, b.plan, pl, b.opts.Created, b.opts.Labels)
 	if b.plan.Init && len(cfg.Config.Entrypoint) > 0 {
 		switch {
 		case useInit == InitPath:
@@ -403,9 +395,24 @@ func (b *builder) annotations(info *BaseInfo) map[string]string {
 // failure threshold), for deploy tooling that generates manifests.
 const ProbeAnnotation = "dev.packer.probe"
 
-// layerIgnore adds a layer's own excludes to the context's ignore rules.
-func (b *builder) layerIgnore(base *layers.Ignore, exclude []string) (*layers.Ignore, error) {
-	return base.With(exclude)
+// layerFiles is what layer l ships from dir (joined with l.Root): the
+// files its Include names (all when it names none; those that do not
+// exist are skipped) that ig, plus the layer's own Exclude, keeps; and how
+// they are placed (Dest, owner).
+func layerFiles(dir string, ig *layers.Ignore, l plan.Layer) ([]layers.File, layers.Spec, error) {
+	uid, gid, err := layers.ParseOwner(l.Owner)
+	if err != nil {
+		return nil, layers.Spec{}, err
+	}
+	if ig, err = ig.With(l.Exclude); err != nil {
+		return nil, layers.Spec{}, err
+	}
+	root := filepath.Join(dir, filepath.FromSlash(l.Root))
+	files, err := layers.Collect(root, ig, existing(root, l.Include))
+	if err != nil {
+		return nil, layers.Spec{}, err
+	}
+	return files, layers.Spec{Dest: l.Dest, UID: uid, GID: gid}, nil
 }
 
 func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
@@ -494,82 +501,6 @@ func existing(dir string, include []string) []string {
 		}
 	}
 	return out
-}
-
-// configure applies the plan to the image config.
-func (b *builder) configure(cfg *v1.ConfigFile, pl v1.Platform) {
-	p := b.plan
-	cfg.Created = v1.Time{Time: b.opts.Created}
-	cfg.OS, cfg.Architecture, cfg.Variant = pl.OS, pl.Architecture, pl.Variant
-	c := &cfg.Config
-	env := map[string]string{}
-	for _, kv := range c.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	if _, ok := env["PATH"]; !ok {
-		env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	for k, v := range p.Env {
-		env[k] = v
-	}
-	if p.User != "" {
-		if _, ok := env["HOME"]; !ok || env["HOME"] == "/root" {
-			env["HOME"] = NonRootHome
-		}
-	}
-	c.Env = sortedKV(env)
-	if len(p.Entrypoint) > 0 {
-		// As in a Dockerfile, a new ENTRYPOINT resets the base's CMD.
-		c.Entrypoint, c.Cmd = p.Entrypoint, nil
-	}
-	if len(p.Cmd) > 0 {
-		c.Cmd = p.Cmd
-	}
-	if p.WorkingDir != "" {
-		c.WorkingDir = p.WorkingDir
-	}
-	if p.User != "" {
-		c.User = p.User
-	}
-	if len(p.Ports) > 0 {
-		if c.ExposedPorts == nil {
-			c.ExposedPorts = map[string]struct{}{}
-		}
-		for _, port := range p.Ports {
-			c.ExposedPorts[fmt.Sprintf("%d/tcp", port)] = struct{}{}
-		}
-	}
-	if len(p.Volumes) > 0 {
-		if c.Volumes == nil {
-			c.Volumes = map[string]struct{}{}
-		}
-		for _, v := range p.Volumes {
-			c.Volumes[v] = struct{}{}
-		}
-	}
-	if p.StopSignal != "" {
-		c.StopSignal = p.StopSignal
-	}
-	if h := p.Healthcheck; h != nil {
-		c.Healthcheck = &v1.HealthConfig{Test: h.Test, Retries: h.Retries}
-		c.Healthcheck.Interval, _ = time.ParseDuration(h.Interval)
-		c.Healthcheck.Timeout, _ = time.ParseDuration(h.Timeout)
-		c.Healthcheck.StartPeriod, _ = time.ParseDuration(h.StartPeriod)
-	}
-	labels := map[string]string{}
-	for k, v := range c.Labels {
-		labels[k] = v
-	}
-	for k, v := range p.Labels {
-		labels[k] = v
-	}
-	for k, v := range b.opts.Labels {
-		labels[k] = v
-	}
-	if len(labels) > 0 {
-		c.Labels = labels
-	}
 }
 
 func sortedKV(m map[string]string) []string {
@@ -750,20 +681,13 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	outDir := filepath.Join(*staging, filepath.FromSlash(s.Output))
 	var ls []*layers.Layer
 	for _, spec := range specs {
-		uid, gid, err := layers.ParseOwner(spec.Owner)
-		if err != nil {
-			return nil, false, err
-		}
-		ig, err := b.layerIgnore(nil, spec.Exclude)
-		if err != nil {
-			return nil, false, err
-		}
 		root := filepath.Join(outDir, filepath.FromSlash(spec.Root))
-		include := existing(root, spec.Include)
-		if len(spec.Include) > 0 && len(include) == 0 {
+		if len(spec.Include) > 0 && len(existing(root, spec.Include)) == 0 {
 			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: none of %s exists", s.Name, spec.Name, strings.Join(spec.Include, ", "))
 		}
-		files, err := layers.Collect(root, ig, include)
+		// Step outputs get the layer's own excludes only: no context
+		// rules (dependency trees ship .env-named fixtures of their own).
+		files, tarSpec, err := layerFiles(outDir, nil, spec)
 		if err != nil {
 			return nil, false, fmt.Errorf("step %s did not produce what layer %s needs: %w", s.Name, spec.Name, err)
 		}
@@ -772,7 +696,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 				return nil, false, fmt.Errorf("step %s: %w", s.Name, err)
 			}
 		}
-		l, _, err := b.opts.Store.FromFiles(ctx, files, layers.Spec{Dest: spec.Dest, UID: uid, GID: gid})
+		l, _, err := b.opts.Store.FromFiles(ctx, files, tarSpec)
 		if err != nil {
 			return nil, false, fmt.Errorf("writing layer %s: %w", spec.Name, err)
 		}
