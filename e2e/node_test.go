@@ -298,9 +298,16 @@ func TestNodeBadInput(t *testing.T) {
 			if r.err == nil {
 				t.Fatalf("build succeeded")
 			}
+			// The error is the end of the log: its first line says what
+			// failed and what to do; a failed step's last line is the
+			// tool's own cause.
+			i := strings.LastIndex(r.stderr, "packer: error: ")
+			if i < 0 || !strings.Contains(r.stderr[i:], tc.want) {
+				t.Errorf("error %q, want one containing %q", r.stderr[max(i, 0):], tc.want)
+			}
 			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "packer: error: ") || !strings.Contains(last, tc.want) {
-				t.Errorf("last line %q, want an error containing %q", last, tc.want)
+			if last := lines[len(lines)-1]; strings.Contains(r.stderr[max(i, 0):], "failed (") && !strings.HasPrefix(last, "cause: ") {
+				t.Errorf("a failed step's last line %q does not name the cause", last)
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Errorf("layout written")
