@@ -130,6 +130,7 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
 		{fixture: "node-npm-workspace-root", body: "hello from the workspace lib, api"},
 		{fixture: "node-yarn-pnp", body: `"pnp":true`, absent: []string{"app/node_modules"}},
+		{fixture: "node-next-turbo", body: "hello from the turbo ui package", absent: []string{"app/node_modules/turbo", "app/apps/web/.next/cache", "app/node_modules/typescript"}},
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
 		{fixture: "node-koa-yarn", body: "hello from koa", absent: []string{"app/node_modules/nodemon"}, prepare: []string{"corepack", "yarn", "install", "--ignore-scripts", "--non-interactive"}},
 		{fixture: "node-fastify-pnpm", body: `"uid":65532`, absent: []string{"app/node_modules/pino-pretty", "app/node_modules/.pnpm/pino-pretty@13.1.3"}},

@@ -310,6 +310,13 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		for k, v := range st.env {
 			p.Env[k] = v
 		}
+		if st.dir != "" {
+			// The start runs in a workspace package: there, with its own
+			// and the root's binaries on PATH (as npm run would).
+			p.WorkingDir = path.Join(AppDir, st.dir)
+			p.Env["PATH"] = path.Join(AppDir, st.dir, "node_modules/.bin") + ":" + AppDir + "/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+			evidence = append(evidence, "the start runs in "+st.dir+", with its node_modules/.bin and the root's on PATH")
+		}
 		p.Env["HOST"] = "0.0.0.0"
 		if deps("fastify-cli") || strings.Contains(strings.Join(st.argv, " "), "fastify") {
 			p.Env["FASTIFY_ADDRESS"] = "0.0.0.0"
@@ -317,10 +324,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Layers = []plan.Layer{signals}
 		if len(pkg.Dependencies)+len(pkg.OptionalDependencies) > 0 || len(wsRoot) > 0 {
 			p.Steps = []plan.Step{installProd}
-			modules := pm.modules()
-			for _, d := range wsRoot {
-				modules = append(modules, d+"/node_modules")
-			}
+			modules := append(pm.modules(), wsModules(wsRoot)...)
 			p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Include: modules, Dest: AppDir})
 		} else {
 			evidence = append(evidence, "no production dependencies: no dependency layer")
@@ -329,6 +333,12 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 			evidence = append(evidence, "build script: "+buildScript)
 			p.Steps = append(p.Steps, devDeps, buildStep())
 			app := plan.Layer{Name: "app", From: "build", Dest: AppDir, Exclude: pm.modules()}
+			if len(wsRoot) > 0 {
+				// Every workspace package's dev dependencies and build
+				// caches stay out; their production ones are in deps.
+				app.Exclude = append(app.Exclude, "**/node_modules", "**/.next/cache", ".turbo", "**/.turbo")
+				devLayer.Include = append(devLayer.Include, wsModules(wsRoot)...)
+			}
 			if out := compiledFrom(src, st.argv); out != "" {
 				evidence = append(evidence, "the app starts from "+out+"/, compiled from TypeScript: the .ts sources are not shipped")
 				app.Exclude = append(app.Exclude, "**/*.ts", "**/*.tsx", "**/*.mts", "**/*.cts", "**/*.tsbuildinfo")
@@ -533,6 +543,15 @@ func yarn1Focus(dirs string, production bool) ([]string, map[string]string) {
 	}
 	return []string{"sh", "-c", "node .packer/yarn1-focus.js before " + dirs + " && corepack yarn install " + flags + " && node .packer/yarn1-focus.js after"},
 		map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
+}
+
+// wsModules are the node_modules directories of workspace packages.
+func wsModules(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		out = append(out, d+"/node_modules")
+	}
+	return out
 }
 
 // shippedModules are the node_modules directories a workspace package

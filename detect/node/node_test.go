@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -296,5 +298,42 @@ func TestEnginesRanges(t *testing.T) {
 		if got, why := enginesMajor(in); got != want {
 			t.Errorf("enginesMajor(%q) = %d (%s), want %d", in, got, why, want)
 		}
+	}
+}
+
+// Start scripts that run a package manager resolve to the script they
+// name; `cd DIR && ...` runs in DIR with DIR's scripts and binaries.
+func TestStartThroughPackageManager(t *testing.T) {
+	f := file
+	for _, tc := range []struct {
+		description string
+		src         fstest.MapFS
+		want        string // entrypoint
+		workdir     string
+		wantErr     string
+	}{
+		{"npm run X", fstest.MapFS{"package.json": f(`{"scripts":{"start":"npm run serve","serve":"node dist/server.js --port 8080"}}`)}, "node dist/server.js --port 8080", "/app", ""},
+		{"yarn X with arguments", fstest.MapFS{"package.json": f(`{"scripts":{"start":"yarn serve -- --quiet","serve":"node s.js"}}`)}, "node s.js --quiet", "/app", ""},
+		{"pnpm run through two scripts", fstest.MapFS{"package.json": f(`{"scripts":{"start":"pnpm run prod","prod":"pnpm serve","serve":"NODE_ENV=production node s.js"}}`)}, "node s.js", "/app", ""},
+		{"cd into a workspace package", fstest.MapFS{"package.json": f(`{"workspaces":["apps/*"],"scripts":{"start":"cd apps/web && npm start"}}`), "apps/web/package.json": f(`{"scripts":{"start":"next start"}}`)}, "next start", "/app/apps/web", ""},
+		{"a script that is not there", fstest.MapFS{"package.json": f(`{"scripts":{"start":"npm run nope"}}`)}, "", "", "for a script package.json does not have"},
+		{"a loop", fstest.MapFS{"package.json": f(`{"scripts":{"start":"npm run a","a":"npm start"}}`)}, "", "", "more than 4 deep"},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			var pkg packageJSON
+			if err := json.Unmarshal(tc.src["package.json"].Data, &pkg); err != nil {
+				t.Fatal(err)
+			}
+			st, ok, err := startCommand(tc.src, &pkg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("startCommand() = %v, %v; want an error with %q", st, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !ok || strings.Join(st.argv, " ") != tc.want || path.Join("/app", st.dir) != tc.workdir {
+				t.Errorf("startCommand() = %v in %q, %v, %v; want %q in %s", st.argv, st.dir, ok, err, tc.want, tc.workdir)
+			}
+		})
 	}
 }
