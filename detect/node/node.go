@@ -310,6 +310,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		for k, v := range st.env {
 			p.Env[k] = v
 		}
+		if len(st.argv) == 3 && st.argv[0] == "sh" && pmInShell.MatchString(st.argv[2]) {
+			evidence = append(evidence, "warning: the start command runs a package manager through the shell ("+st.argv[2]+"): node images carry npm, and pnpm and yarn only through corepack, which downloads them at start; make the start run node directly, or use a Procfile web: line")
+		}
 		if st.dir != "" {
 			// The start runs in a workspace package: there, with its own
 			// and the root's binaries on PATH (as npm run would).
@@ -544,6 +547,9 @@ func yarn1Focus(dirs string, production bool) ([]string, map[string]string) {
 	return []string{"sh", "-c", "node .packer/yarn1-focus.js before " + dirs + " && corepack yarn install " + flags + " && node .packer/yarn1-focus.js after"},
 		map[string]string{".packer/yarn1-focus.js": yarn1FocusJS}
 }
+
+// pmInShell finds a package manager called from a shell start script.
+var pmInShell = regexp.MustCompile(`(^|[\s;&|(])(npm|npx|pnpm|yarn|bun)\s`)
 
 // wsModules are the node_modules directories of workspace packages.
 func wsModules(dirs []string) []string {

@@ -337,3 +337,19 @@ func TestStartThroughPackageManager(t *testing.T) {
 		})
 	}
 }
+
+// A start that runs a package manager through the shell is flagged: the
+// image may not have it.
+func TestPackageManagerInShellStart(t *testing.T) {
+	src := fstest.MapFS{
+		"package.json":      file(`{"dependencies":{"express":"4"},"scripts":{"start":"pnpm migrate && node s.js","migrate":"node m.js"}}`),
+		"package-lock.json": file(npmLock),
+	}
+	p, err := Provider{}.Plan(context.Background(), src, detect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(p.Evidence, "\n"), "warning: the start command runs a package manager through the shell") {
+		t.Errorf("no warning in %q", p.Evidence)
+	}
+}
