@@ -25,6 +25,8 @@ export PATH="$bin:$PATH"
 tools_pid=$!
 
 export PACKER_DEFER_TOOLS="$work/deferred"
+PACKER_DEFERRABLE_TOOLS=$(./scripts/tools.sh --names)
+export PACKER_DEFERRABLE_TOOLS
 : >"$PACKER_DEFER_TOOLS"
 status=0
 $GO test -count=1 -timeout 30m ./... || status=$?
@@ -32,7 +34,7 @@ echo "test: go test ./... took $(($(date +%s) - start))s" >&2
 
 wait "$tools_pid" || true
 cat "$work/tools.log" >&2
-unset PACKER_DEFER_TOOLS
+unset PACKER_DEFER_TOOLS PACKER_DEFERRABLE_TOOLS
 if [ -s "$work/deferred" ]; then
   run=$(sort -u "$work/deferred" | paste -sd '|')
   echo "test: running again now that the peer tools are built: $run" >&2

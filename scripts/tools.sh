@@ -20,6 +20,11 @@ tools=( # name module@version binary
   "syft      github.com/anchore/syft/cmd/syft@v1.57.1        syft"
   "fulcio    github.com/sigstore/fulcio@v1.8.8               fulcio"
 )
+if [ "${1:-}" = --names ]; then # the tools this script builds
+  for t in "${tools[@]}"; do read -r name _ <<<"$t"; printf '%s ' "$name"; done
+  echo
+  exit 0
+fi
 # One cache for every build, whatever the caller's environment says.
 GOCACHE=$(go env GOCACHE)
 GOMODCACHE=$(go env GOMODCACHE)

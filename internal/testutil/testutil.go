@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,14 +77,15 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 // clear message when it is absent (failing it under CI).
 //
 // While scripts/test.sh is still building the peer tools it sets
-// PACKER_DEFER_TOOLS to a file: a test whose tool is missing then skips
-// and appends its top-level name there, and the script runs it again once
-// the tools are built.
+// PACKER_DEFER_TOOLS to a file and PACKER_DEFERRABLE_TOOLS to their names:
+// an e2e test whose peer tool is missing then skips and appends its
+// top-level name there, and the script runs it again once the tools are
+// built. Any other missing tool fails under CI as always.
 func NeedTool(t testing.TB, tool, install string) string {
 	t.Helper()
 	p, err := exec.LookPath(tool)
 	if err != nil {
-		if f := os.Getenv("PACKER_DEFER_TOOLS"); f != "" {
+		if f := os.Getenv("PACKER_DEFER_TOOLS"); f != "" && slices.Contains(strings.Fields(os.Getenv("PACKER_DEFERRABLE_TOOLS")), tool) {
 			name, _, _ := strings.Cut(t.Name(), "/")
 			if err := appendLine(f, name); err != nil {
 				t.Fatalf("recording %s for a later run: %v", name, err)
