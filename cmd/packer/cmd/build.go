@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/pipeline"
@@ -45,6 +46,7 @@ type buildOptions struct {
 	fulcioURL string
 	rekorURL  string
 	tlog      bool
+	executor  string
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -90,6 +92,7 @@ Outputs (-o, repeatable):
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
+	f.StringVar(&o.executor, "executor", "host", "where steps run: host (this machine's toolchain) or image (inside the base image's own file system, with its Node.js, Python and libraries; needs root and util-linux)")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -197,8 +200,17 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 		return nil, err
 	}
 	labels := gitLabels(dir)
+	var executor builder.Executor
+	switch o.executor {
+	case "host", "":
+	case "image":
+		executor = builder.InImage{CacheDir: cacheDir}
+	default:
+		return nil, fmt.Errorf("invalid --executor %q: use host or image", o.executor)
+	}
 	return &pipeline.Request{
-		Dir: dir, Plan: p, Platforms: platforms, Secrets: secrets, Publishers: pubs,
+		Executor: executor,
+		Dir:      dir, Plan: p, Platforms: platforms, Secrets: secrets, Publishers: pubs,
 		SBOM:   pipeline.SBOMOptions{Formats: formats, Dir: o.sbomDir, Name: firstName(tags, dir)},
 		Signer: signer, Source: labels["org.opencontainers.image.source"], Revision: labels["org.opencontainers.image.revision"],
 		Created: created, Store: store, Resolve: client.Resolve, Labels: labels, Version: version(), NoCache: o.noCache,
