@@ -284,57 +284,46 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// TestGoWithoutGoMod: a main.go with no go.mod builds (the go.mod lives in
-// the staging copy only) and answers under runc as uid 65532.
-func TestGoWithoutGoMod(t *testing.T) {
-	dir := testutil.CopyFixture(t, "go-no-mod")
-	out := filepath.Join(t.TempDir(), "layout")
-	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
-	if r.err != nil {
-		t.Fatalf("build: %v\n%s", r.err, r.stderr)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-		t.Errorf("packer wrote a go.mod into the user's directory")
-	}
-	c := runLayout(t, out, "v1")
-	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from go without a go.mod (uid 65532)") {
-		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
-	}
-	c.stop()
-}
-
-// TestGoProcfile: a Procfile's web: bin/NAME picks the main package named
-// NAME and passes its arguments; the binary answers under runc.
-func TestGoProcfile(t *testing.T) {
-	dir := testutil.CopyFixture(t, "go-procfile")
-	out := filepath.Join(t.TempDir(), "layout")
-	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
-	if r.err != nil {
-		t.Fatalf("build: %v\n%s", r.err, r.stderr)
-	}
-	c := runLayout(t, out, "v1")
-	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "howdy from the web process (uid 65532)") {
-		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
-	}
-	c.stop()
-}
-
-// TestGoWorkspace: a go.work with no go.mod at the top builds its module
-// with a main package, resolving the other module from the workspace.
-func TestGoWorkspace(t *testing.T) {
-	dir := testutil.CopyFixture(t, "go-work")
-	out := filepath.Join(t.TempDir(), "layout")
-	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
-	if r.err != nil {
-		t.Fatalf("build: %v\n%s", r.err, r.stderr)
-	}
-	c := runLayout(t, out, "v1")
-	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from the go workspace (uid 65532)") {
-		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
-	}
-	c.stop()
-	r = packer(t, cacheEnv(t), "plan", dir, "--target", "./nope")
-	if r.err == nil || !strings.Contains(r.stderr, "is in none of go.work's modules; choose one of ./api, ./lib") {
-		t.Errorf("plan --target ./nope: %v\n%s", r.err, r.stderr)
+// TestGoShapes builds Go projects of other shapes than a go.mod at the
+// top, each answering under runc as uid 65532:
+//   - a main.go with no go.mod (the go.mod lives in the staging copy only);
+//   - a Procfile web: bin/NAME picking the main package named NAME, with
+//     its arguments;
+//   - a go.work with no go.mod at the top, resolving the other module from
+//     the workspace.
+func TestGoShapes(t *testing.T) {
+	for _, tc := range []struct {
+		fixture, body string
+		check         func(t *testing.T, dir string)
+	}{
+		{"go-no-mod", "hello from go without a go.mod (uid 65532)", func(t *testing.T, dir string) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				t.Errorf("packer wrote a go.mod into the user's directory")
+			}
+		}},
+		{"go-procfile", "howdy from the web process (uid 65532)", nil},
+		{"go-work", "hello from the go workspace (uid 65532)", func(t *testing.T, dir string) {
+			r := packer(t, cacheEnv(t), "plan", dir, "--target", "./nope")
+			if r.err == nil || !strings.Contains(r.stderr, "is in none of go.work's modules; choose one of ./api, ./lib") {
+				t.Errorf("plan --target ./nope: %v\n%s", r.err, r.stderr)
+			}
+		}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			dir := testutil.CopyFixture(t, tc.fixture)
+			out := filepath.Join(t.TempDir(), "layout")
+			r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "-o", "oci:"+out, "-t", "app:v1")
+			if r.err != nil {
+				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			c := runLayout(t, out, "v1")
+			if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, tc.body) {
+				t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+			}
+			c.stop()
+			if tc.check != nil {
+				tc.check(t, dir)
+			}
+		})
 	}
 }

@@ -92,6 +92,18 @@ func layoutImage(t *testing.T, dir string) v1.Image {
 	return img
 }
 
+// buildOnBase builds dir on base into a new OCI layout and returns the
+// image and the build's log.
+func buildOnBase(t *testing.T, env []string, dir, base string) (v1.Image, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	return layoutImage(t, out), r.stderr
+}
+
 func layerByComment(t *testing.T, img v1.Image, name string) string {
 	t.Helper()
 	cfg, _ := img.ConfigFile()
@@ -215,14 +227,7 @@ func TestNodeDependencyLayerCache(t *testing.T) {
 	base := testutil.DebianBase(t)
 	dir := testutil.CopyFixture(t, "node-express")
 	env := nodeEnv(t)
-	build := func() (v1.Image, string) {
-		out := filepath.Join(t.TempDir(), "layout")
-		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
-		if r.err != nil {
-			t.Fatalf("build: %v\n%s", r.err, r.stderr)
-		}
-		return layoutImage(t, out), r.stderr
-	}
+	build := func() (v1.Image, string) { return buildOnBase(t, env, dir, base) }
 	img1, _ := build()
 	src := filepath.Join(dir, "server.js")
 	b, _ := os.ReadFile(src)
@@ -615,14 +620,7 @@ func TestNodeNextExportRebuild(t *testing.T) {
 	base := testutil.DebianBase(t)
 	dir := nodeFixture(t, "node-next-export")
 	env := nodeEnv(t)
-	build := func() (v1.Image, string) {
-		out := filepath.Join(t.TempDir(), "layout")
-		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
-		if r.err != nil {
-			t.Fatalf("build: %v\n%s", r.err, r.stderr)
-		}
-		return layoutImage(t, out), r.stderr
-	}
+	build := func() (v1.Image, string) { return buildOnBase(t, env, dir, base) }
 	first, _ := build()
 	page := filepath.Join(dir, "app", "page.js")
 	b, _ := os.ReadFile(page)
@@ -685,14 +683,7 @@ func TestNodeSourceChangeRebuild(t *testing.T) {
 		t.Run(tc.fixture, func(t *testing.T) {
 			dir := nodeFixture(t, tc.fixture)
 			env := nodeEnv(t)
-			build := func() (v1.Image, string) {
-				out := filepath.Join(t.TempDir(), "layout")
-				r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
-				if r.err != nil {
-					t.Fatalf("build: %v\n%s", r.err, r.stderr)
-				}
-				return layoutImage(t, out), r.stderr
-			}
+			build := func() (v1.Image, string) { return buildOnBase(t, env, dir, base) }
 			first, _ := build()
 			src := filepath.Join(dir, tc.edit)
 			b, _ := os.ReadFile(src)
