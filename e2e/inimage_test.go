@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
@@ -71,9 +70,7 @@ echo "$HOME" > .packer-out/home`
 		"layers":     []any{map[string]any{"name": "app", "from": "probe", "dest": "/app"}},
 		"entrypoint": []string{"/bin/true"}, "user": "65532:65532", "workingDir": "/app",
 	}
-	b, _ := json.Marshal(p)
-	planFile := filepath.Join(t.TempDir(), "plan.json")
-	os.WriteFile(planFile, b, 0o644)
+	planFile := writePlan(t, p)
 	dir := testutil.CopyFixture(t, "go-server")
 	cache := t.TempDir()
 	build := func(executor string, extra ...string) (map[string]string, string) {

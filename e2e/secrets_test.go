@@ -27,6 +27,21 @@ func canary(t *testing.T, prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
+// writePlan writes a plan (as packer plan --json prints one) to a file
+// for --plan and returns its path.
+func writePlan(t *testing.T, p map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // customPlan writes a plan whose one step runs script with sh in the
 // staging copy and ships .packer-out as /app.
 func customPlan(t *testing.T, script string) string {
@@ -40,10 +55,7 @@ func customPlan(t *testing.T, script string) string {
 		"user":       "65532:65532",
 		"workingDir": "/app",
 	}
-	b, _ := json.Marshal(p)
-	path := filepath.Join(t.TempDir(), "plan.json")
-	os.WriteFile(path, b, 0o644)
-	return path
+	return writePlan(t, p)
 }
 
 // allBytes returns every file under dir, with gzip blobs also decompressed
@@ -233,10 +245,7 @@ func sourcePlan(t *testing.T) string {
 		"user":       "65532:65532",
 		"workingDir": "/app",
 	}
-	b, _ := json.Marshal(p)
-	path := filepath.Join(t.TempDir(), "plan.json")
-	os.WriteFile(path, b, 0o644)
-	return path
+	return writePlan(t, p)
 }
 
 // TestSecretFilesInSubdirectoriesLeftOut: secret-bearing files below the
