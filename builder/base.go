@@ -72,6 +72,8 @@ type baseFacts struct {
 	// Dpkg holds the versions of the Debian packages runtimes come in
 	// (dpkgRuntimes), when the base has a dpkg database.
 	Dpkg map[string]string
+	// Musl: the base's C library is musl (Alpine), not glibc.
+	Musl bool `json:",omitempty"`
 }
 
 // dpkgRuntimes are the Debian packages whose versions the base facts keep.
@@ -119,14 +121,15 @@ func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*base
 	if err != nil {
 		return nil, err
 	}
-	key := "base-facts-v3-" + d.Hex
+	key := "base-facts-v4-" + d.Hex
 	if b, ok := store.ReadMeta(key); ok {
 		var f baseFacts
 		if json.Unmarshal(b, &f) == nil {
 			return &f, nil
 		}
 	}
-	files, err := findFiles(ctx, base, append(append([]string{"etc/passwd", "etc/group", "var/lib/dpkg/status"}, initPaths...), bashPaths...)...)
+	names := append(append([]string{"etc/passwd", "etc/group", "var/lib/dpkg/status"}, initPaths...), bashPaths...)
+	files, err := findFiles(ctx, base, append(names, muslLoaders()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's files: %w", err)
 	}
@@ -141,6 +144,11 @@ func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*base
 		if _, ok := files[p]; ok {
 			f.Bash = "/" + p
 			break
+		}
+	}
+	for _, p := range muslLoaders() {
+		if _, ok := files[p]; ok {
+			f.Musl = true
 		}
 	}
 	if b, err := json.Marshal(f); err == nil {

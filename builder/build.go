@@ -72,6 +72,14 @@ type Options struct {
 	Heartbeat time.Duration
 }
 
+// Executors, by the name a Report gives them.
+func executorName(e Executor) string {
+	if _, ok := e.(InImage); ok {
+		return ModeImage
+	}
+	return ModeHost
+}
+
 // Report says what a build did, for logs and tests.
 type Report struct {
 	// StepsRun and StepsCached count step executions per platform.
@@ -81,6 +89,8 @@ type Report struct {
 	// Secrets lists the context's secret-looking files: left out, or
 	// shipped because a `!` pattern brought them back.
 	Secrets []layers.SecretFile
+	// Executors says where each platform's steps ran, and why.
+	Executors map[string]Choice
 }
 
 // LayerReport describes one layer packer added.
@@ -106,6 +116,12 @@ type builder struct {
 	// checks are the plan's toolchain checks, aimed at the base's own
 	// runtime once it is known (checkRuntimes).
 	checks []plan.ToolchainCheck
+	// baseHave holds the current platform's base runtime versions, by
+	// name ("" when the base does not tell); hostHave this machine's.
+	baseHave, hostHave map[string]string
+	// exec runs the current platform's steps (Options.Executor, or the
+	// choice Auto made).
+	exec Executor
 }
 
 // Build executes p for the context in dir.
@@ -125,7 +141,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 	}
 	b := &builder{
 		dir: dir, plan: p, opts: opts, ignore: ig, log: opts.Log,
-		report:   &Report{Layers: map[string][]LayerReport{}},
+		report:   &Report{Layers: map[string][]LayerReport{}, Executors: map[string]Choice{}},
 		tcCache:  map[string]string{},
 		restored: map[string]bool{},
 		logged:   map[string]bool{},
@@ -137,6 +153,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 	if b.opts.Executor == nil {
 		b.opts.Executor = Host{}
 	}
+	b.exec = b.opts.Executor
 	defer func() {
 		for _, s := range b.staging {
 			os.RemoveAll(s)
@@ -271,6 +288,10 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			add("init", "packer: add "+InitPath, l, false)
 			useInit = InitPath
 		}
+	}
+
+	if err := b.chooseExecutor(ctx, pl, base, facts); err != nil {
+		return nil, nil, err
 	}
 
 	// Step outputs, cached by each step's inputs.
@@ -635,7 +656,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	}
 	tail := &tailBuffer{max: 256 << 10}
 	beat := newHeartbeat(b, s.Name, pl.String(), start)
-	err = b.opts.Executor.Run(ctx, StepRun{
+	err = b.exec.Run(ctx, StepRun{
 		Step: s, Argv: argv, Env: sortedKV(env), SecretEnv: sortedKV(b.opts.SecretEnv),
 		Dir: *staging, Platform: pl, Base: runBase(base, b.plan.Base), Output: beat.wrap(io.MultiWriter(b.log, tail)),
 	})
@@ -713,14 +734,17 @@ func (b *builder) toolchain(ctx context.Context, s plan.Step, pl v1.Platform, ba
 	if len(s.Toolchain) == 0 {
 		return "", nil
 	}
-	k := strings.Join(s.Toolchain, "\x00")
+	k := executorName(b.exec) + "\x00" + pl.String() + "\x00" + strings.Join(s.Toolchain, "\x00")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if v, ok := b.tcCache[k]; ok {
 		return v, nil
 	}
-	out, err := b.opts.Executor.Probe(ctx, Probe{Argv: s.Toolchain, Platform: pl, Base: runBase(base, b.plan.Base)})
+	out, err := b.exec.Probe(ctx, Probe{Argv: s.Toolchain, Platform: pl, Base: runBase(base, b.plan.Base)})
 	if err != nil {
+		if executorName(b.exec) == ModeImage {
+			return "", fmt.Errorf("step %s runs inside the image, and the image cannot run `%s`: %w %s; choose a base with the build tools (the official node and python images have npm and pip), or use --executor host", s.Name, strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out))
+		}
 		return "", fmt.Errorf("step %s needs %s: `%s` failed: %w %s; install it and make sure it is on PATH", s.Name, s.Toolchain[0], strings.Join(s.Toolchain, " "), err, strings.TrimSpace(out))
 	}
 	b.tcCache[k] = out

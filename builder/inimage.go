@@ -3,7 +3,6 @@ package builder
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +31,11 @@ type InImage struct {
 	// behind a TLS-inspecting proxy); "" means the usual Debian path when
 	// it exists.
 	CABundle string
+	// ToolCache is a host directory kept across builds for the package
+	// managers' download caches (npm, pip, yarn, pnpm: XDG_CACHE_HOME), so
+	// a cold step does not download what an earlier build did; "" gives
+	// each step an empty one.
+	ToolCache string
 }
 
 var _ Executor = InImage{}
@@ -71,6 +75,7 @@ mkdir -p "$R/tmp" && mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 if [ -n "${PACKER_STAGE:-}" ]; then mkdir -p "$R$PACKER_APPDIR" && mount --bind "$PACKER_STAGE" "$R$PACKER_APPDIR"; fi
 if [ -f /etc/resolv.conf ]; then rm -f "$R/etc/resolv.conf"; touch "$R/etc/resolv.conf" && mount --bind /etc/resolv.conf "$R/etc/resolv.conf"; fi
 if [ -n "${PACKER_CA:-}" ]; then touch "$R/etc/packer-ca.crt" && mount --bind "$PACKER_CA" "$R/etc/packer-ca.crt"; fi
+if [ -n "${PACKER_TOOL_CACHE:-}" ]; then mkdir -p "$R/tmp/.cache" && mount --bind "$PACKER_TOOL_CACHE" "$R/tmp/.cache"; fi
 if [ -n "${PACKER_SECRETS_DIR:-}" ]; then mkdir -p "$R$PACKER_SECRETS_DIR" && mount --bind "$PACKER_SECRETS_DIR" "$R$PACKER_SECRETS_DIR"; fi
 cp "$PACKER_SANDBOX/env" "$R/tmp/.packer-env"
 cd "$R"
@@ -86,6 +91,11 @@ func (e InImage) run(ctx context.Context, r StepRun, stage string) error {
 	root, err := rootfs.Cached(ctx, r.Base, e.CacheDir)
 	if err != nil {
 		return fmt.Errorf("unpacking the base image for in-image steps: %w", err)
+	}
+	if e.ToolCache != "" {
+		if err := os.MkdirAll(e.ToolCache, 0o755); err != nil {
+			return fmt.Errorf("package manager cache for in-image steps: %w", err)
+		}
 	}
 	box, err := os.MkdirTemp("", "packer-sandbox-")
 	if err != nil {
@@ -117,19 +127,19 @@ func (e InImage) run(ctx context.Context, r StepRun, stage string) error {
 			ca = "/etc/ssl/certs/ca-certificates.crt"
 		}
 	}
-	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--", "sh", "-c", sandboxScript, "sandbox"}, r.Argv...)...)
+	cmd := exec.CommandContext(ctx, "unshare", append(append(unshareArgs(), "sh", "-c", sandboxScript, "sandbox"), r.Argv...)...)
 	cmd.Env = append(os.Environ(),
 		"PACKER_ROOTFS="+root, "PACKER_SANDBOX="+box, "PACKER_STAGE="+stage, "PACKER_APPDIR="+plan.AppDir,
-		"PACKER_CA="+ca, "PACKER_SECRETS_DIR="+secretsDir(r.SecretEnv), "PACKER_WORKDIR="+workdir(stage))
+		"PACKER_CA="+ca, "PACKER_SECRETS_DIR="+secretsDir(r.SecretEnv), "PACKER_WORKDIR="+workdir(stage),
+		"PACKER_TOOL_CACHE="+e.ToolCache)
 	out := r.Output
 	if out == nil {
 		out = io.Discard
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		var xe *exec.ExitError
-		if errors.As(err, &xe) && os.Geteuid() != 0 && xe.ExitCode() == 1 {
-			return fmt.Errorf("%w (running steps inside the image needs root, or unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1; or use --executor host)", err)
+		if nerr := namespacesErr(); nerr != nil {
+			return fmt.Errorf("%w: running steps inside the image: %w", err, nerr)
 		}
 		return err
 	}
@@ -157,7 +167,7 @@ func (e InImage) env(r StepRun) ([]string, error) {
 	for _, kv := range cfg.Config.Env {
 		set(kv)
 	}
-	for _, kv := range []string{"HOME=/tmp", "NODE_EXTRA_CA_CERTS=/etc/packer-ca.crt", "PIP_CERT=/etc/packer-ca.crt", "SSL_CERT_FILE=/etc/packer-ca.crt", "npm_config_cache=/tmp/.npm"} {
+	for _, kv := range []string{"HOME=/tmp", "XDG_CACHE_HOME=/tmp/.cache", "NODE_EXTRA_CA_CERTS=/etc/packer-ca.crt", "PIP_CERT=/etc/packer-ca.crt", "SSL_CERT_FILE=/etc/packer-ca.crt", "npm_config_cache=/tmp/.cache/npm", "PIP_CACHE_DIR=/tmp/.cache/pip"} {
 		set(kv)
 	}
 	for _, kv := range append(append([]string{}, r.Env...), r.SecretEnv...) {

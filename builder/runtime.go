@@ -27,12 +27,14 @@ func (b *builder) checkRuntimes(base v1.Image, facts *baseFacts) error {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
+	b.baseHave = map[string]string{}
 	for _, r := range b.plan.BaseRuntimes {
 		have, from := env[r.Env], "its "+r.Env
 		if have == "" && facts != nil {
 			have, from = facts.Dpkg[r.Dpkg], "its "+r.Dpkg+" package"
 		}
 		have = strings.TrimPrefix(have, "v")
+		b.baseHave[r.Name] = have
 		if have == "" || have == r.Want || strings.HasPrefix(have, r.Want+".") {
 			continue // the plan's, or nothing packer can tell
 		}

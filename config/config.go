@@ -30,6 +30,7 @@ type File struct {
 	Provider    string            `toml:"provider"`
 	Base        string            `toml:"base"`
 	Target      string            `toml:"target"`
+	Executor    string            `toml:"executor"`
 	Entrypoint  []string          `toml:"entrypoint"`
 	Cmd         []string          `toml:"cmd"`
 	User        string            `toml:"user"`
@@ -105,6 +106,16 @@ func Parse(name string, raw []byte) (*File, map[string]int, error) {
 }
 
 func (f *File) validate(name string) error {
+	// A text setting is checked as its flag would be.
+	for _, s := range Settings {
+		if v, ok := s.File(f); ok && s.Parse != nil {
+			if text, isText := v.(string); isText {
+				if _, err := s.Parse([]string{text}); err != nil {
+					return fmt.Errorf("%s: %s = %w", name, s.TOML, err)
+				}
+			}
+		}
+	}
 	for _, p := range f.Ports {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("%s: port %d is out of range 1-65535", name, p)

@@ -74,6 +74,17 @@ var Settings = []Setting{
 	{Key: "target", TOML: "target", Env: "PACKER_TARGET", Flag: "target",
 		Usage: "what to build inside the app: a Go main package (./cmd/api) or a workspace package (packages/api)",
 		Parse: str, File: func(f *File) (any, bool) { return f.Target, f.Target != "" }},
+	{Key: "executor", TOML: "executor", Env: "PACKER_EXECUTOR", Flag: "executor",
+		Usage: "where steps run: auto (default: inside the image when this machine's Node.js or Python differs from the image's, else here), host (this machine's toolchain), or image (inside the base image's own file system, with its Node.js, Python and libraries)",
+		Parse: func(vals []string) (any, error) {
+			v := vals[len(vals)-1]
+			switch v {
+			case "auto", "host", "image":
+				return v, nil
+			}
+			return nil, fmt.Errorf("%q: use auto, host or image", v)
+		},
+		File: func(f *File) (any, bool) { return f.Executor, f.Executor != "" }},
 	{Key: "entrypoint", TOML: "entrypoint", Env: "PACKER_ENTRYPOINT", Flag: "entrypoint",
 		Usage: `entrypoint, as words ("/app/server --flag") or a JSON array`,
 		Parse: command, File: func(f *File) (any, bool) { return f.Entrypoint, f.Entrypoint != nil },

@@ -16,6 +16,7 @@ func TestSettingsTable(t *testing.T) {
 		"provider":   {`"golang"`, "node"},
 		"base":       {`"reg.example/base:1"`, "reg.example/base:2"},
 		"target":     {`"./cmd/api"`, "./cmd/worker"},
+		"executor":   {`"image"`, "host"},
 		"entrypoint": {`["/app/a", "x"]`, `/app/b "y z"`},
 		"cmd":        {`["--a"]`, "--b"},
 		"user":       {`"1:1"`, "2:2"},
@@ -88,5 +89,14 @@ func TestSettingsTable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBadTextSettingInFile: packer.toml's text settings are checked as
+// their flags are, and the error names the key.
+func TestBadTextSettingInFile(t *testing.T) {
+	_, _, err := Parse("packer.toml", []byte("executor = \"docker\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `packer.toml: executor = "docker": use auto, host or image`) {
+		t.Fatalf("Parse() = %v, want the executor error", err)
 	}
 }

@@ -76,7 +76,11 @@ func TestDebianTestBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := testutil.CheckTar(filepath.Join(dir, "trixie.tar")); err != nil {
+	tarPath, err := testutil.DebianTar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CheckTar(tarPath); err != nil {
 		t.Fatalf("the Debian test base: %v", err)
 	}
 	if testutil.InCI() {

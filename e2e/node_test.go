@@ -127,6 +127,7 @@ func layerByComment(t *testing.T, img v1.Image, name string) string {
 // TestNodeFixtures builds each Node.js fixture on a Debian 13 base with
 // Node.js, runs it under runc and checks what a user would.
 func TestNodeFixtures(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "node", "install Node.js")
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
@@ -154,6 +155,7 @@ func TestNodeFixtures(t *testing.T) {
 			pages: map[string]string{"/about": "about this next export", "/robots.txt": "hello"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			if testing.Short() && strings.HasPrefix(tc.fixture, "node-next-") {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
@@ -332,6 +334,7 @@ func TestNodeBadInput(t *testing.T) {
 // it, the workspace packages it depends on and their production
 // dependencies are shipped.
 func TestNodeWorkspace(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
@@ -346,6 +349,7 @@ func TestNodeWorkspace(t *testing.T) {
 		{"node-bun-workspace", nil, []string{"app/packages/web", "app/node_modules/left-pad"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			dir := nodeFixture(t, tc.fixture, tc.prepare)
 			r := packer(t, nodeEnv(t), "build", dir)
 			if r.err == nil || !strings.Contains(r.stderr, "choose the package to build with --target DIR") {
@@ -461,6 +465,7 @@ func baseWithout(t *testing.T, base string, paths ...string) string {
 // the container in time. The control, a base without tini or bash, shows
 // the check sees zombies when nothing reaps them.
 func TestNodeInitWithoutTini(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "npm", "install Node.js")
 	debian := testutil.DebianBase(t)
 	dir := testutil.CopyFixture(t, "node-express")
@@ -510,6 +515,7 @@ func TestNodeInitWithoutTini(t *testing.T) {
 // machine's architecture; for another architecture the build stops,
 // naming the package, and writes nothing.
 func TestNodeNativeAddon(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "npm", "install Node.js")
 	testutil.NeedTool(t, "make", "apt-get install build-essential (node-gyp compiles the addon)")
 	testutil.NeedTool(t, "g++", "apt-get install build-essential (node-gyp compiles the addon)")
@@ -546,6 +552,7 @@ func TestNodeNativeAddon(t *testing.T) {
 // workspace root), the SPA as static files with no node_modules; their
 // sources do not ship.
 func TestNodeWorkspaceFrontends(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
@@ -560,6 +567,7 @@ func TestNodeWorkspaceFrontends(t *testing.T) {
 			[]string{"app/node_modules", "app/apps", "app/packages"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			if testing.Short() && strings.Contains(tc.fixture, "next") {
 				t.Skip("SKIP: -short skips the Next.js build (about a minute)")
 			}
@@ -613,6 +621,7 @@ func TestNodeWorkspaceFrontends(t *testing.T) {
 // TestNodeNextExportRebuild: after a page changes, the rebuild of a static
 // export skips the install and moves only the exported files' layer.
 func TestNodeNextExportRebuild(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("SKIP: -short skips the Next.js builds")
 	}
@@ -643,6 +652,7 @@ func TestNodeNextExportRebuild(t *testing.T) {
 // from pnpm-lock.yaml's lockfileVersion (9.0: pnpm 10), not corepack's
 // newest; the app installs and answers.
 func TestNodePnpmFollowsLockfile(t *testing.T) {
+	t.Parallel()
 	testutil.NeedTool(t, "corepack", "install Node.js")
 	base := testutil.DebianBase(t)
 	dir := nodeFixture(t, "node-fastify-pnpm")

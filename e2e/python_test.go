@@ -67,26 +67,40 @@ func readFile(t *testing.T, p string) string {
 }
 
 func TestPythonFixtures(t *testing.T) {
-	hostPython(t)
+	t.Parallel()
+	hostMinor := strings.TrimSpace(run(t, hostPython(t), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"))
 	base := testutil.DebianBase(t)
 	for _, tc := range []struct {
 		fixture, body string
 		absent        []string
+		// pinned: a .python-version names 3.13, which this machine's
+		// pyenv has, so the steps run here; without one they run inside
+		// the image when this machine's python3 is another version.
+		pinned bool
 	}{
-		{"py-flask", "hello from flask", nil},
-		{"py-flask-main", "hello from a flask app that runs itself", []string{"opt/python/packages/gunicorn"}},
-		{"py-uv-workspace", "hello from a uv workspace", []string{"opt/python/packages/pytest", "opt/python/packages/shop_core"}},
-		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}},
-		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}}, // + collected static files, below
-		{"py-django-procfile", "hello from django via its Procfile", nil},                 // its page needs the static manifest
+		{"py-flask", "hello from flask", nil, true},
+		{"py-flask-main", "hello from a flask app that runs itself", []string{"opt/python/packages/gunicorn"}, false},
+		{"py-flask-sdist", "hello from flask on markupsafe 2.1.1", nil, false},
+		{"py-uv-workspace", "hello from a uv workspace", []string{"opt/python/packages/pytest", "opt/python/packages/shop_core"}, true},
+		{"py-fastapi-uv", "hello from fastapi", []string{"opt/python/packages/pytest", "opt/python/packages/_pytest"}, true},
+		{"py-django-pipenv", "hello from django", []string{"opt/python/packages/pytest"}, false}, // + collected static files, below
+		{"py-django-procfile", "hello from django via its Procfile", nil, false},                 // its page needs the static manifest
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
+			t.Parallel()
 			dir := testutil.CopyFixture(t, tc.fixture)
 			lockFixture(t, dir)
 			out := filepath.Join(t.TempDir(), "layout")
 			r := packer(t, cacheEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
 			if r.err != nil {
 				t.Fatalf("build: %v\n%s", r.err, r.stderr)
+			}
+			where := "run on this machine: this machine's Python"
+			if !tc.pinned && hostMinor != "3.13" {
+				where = "run inside the image: this machine has Python " + hostMinor
+			}
+			if !strings.Contains(r.stderr, "steps (linux/amd64) "+where) {
+				t.Errorf("the log does not say the steps %s:\n%s", where, r.stderr)
 			}
 			c := runLayout(t, out, "v1")
 			status, body, _ := c.get("/")

@@ -122,6 +122,11 @@ type BaseRuntime struct {
 	Range  string `json:"range,omitempty"`
 	Asked  string `json:"asked,omitempty"`
 	Strict bool   `json:"strict,omitempty"`
+	// Host prints this machine's version of the runtime (its first
+	// dotted number counts). Where the host's version differs from the
+	// image's (major.minor for Python, major for Node.js: as many parts
+	// as Want has), steps run inside the image by default.
+	Host []string `json:"host,omitempty"`
 }
 
 // ToolchainCheck is checked against each toolchain probe's output: when

@@ -29,7 +29,9 @@ PACKER_DEFERRABLE_TOOLS=$(./scripts/tools.sh --names)
 export PACKER_DEFERRABLE_TOOLS
 : >"$PACKER_DEFER_TOOLS"
 status=0
-$GO test -count=1 -timeout 30m ./... || status=$?
+# -parallel 4: the end-to-end tests mostly wait on package registries and
+# runc; four at a time on two cores keeps the suite short.
+$GO test -count=1 -timeout 30m -parallel 4 ./... || status=$?
 echo "test: go test ./... took $(($(date +%s) - start))s" >&2
 
 wait "$tools_pid" || true
@@ -38,7 +40,7 @@ unset PACKER_DEFER_TOOLS PACKER_DEFERRABLE_TOOLS
 if [ -s "$work/deferred" ]; then
   run=$(sort -u "$work/deferred" | paste -sd '|')
   echo "test: running again now that the peer tools are built: $run" >&2
-  $GO test -count=1 -timeout 20m -run "^($run)\$" ./e2e/ || status=$?
+  $GO test -count=1 -timeout 20m -parallel 4 -run "^($run)\$" ./e2e/ || status=$?
 fi
 echo "test: done in $(($(date +%s) - start))s" >&2
 exit "$status"

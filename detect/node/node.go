@@ -601,7 +601,7 @@ func newPlan(major int, workdir string) *plan.Plan {
 		Ports:        []int{8080},
 		Env:          map[string]string{"NODE_ENV": "production", "PORT": "8080", "NODE_OPTIONS": "--require=/opt/packer/signals.js"},
 		Runtime:      map[string]string{"node": strconv.Itoa(major)},
-		BaseRuntimes: []plan.BaseRuntime{{Name: "Node.js", Want: strconv.Itoa(major), Env: "NODE_VERSION", Dpkg: "nodejs"}},
+		BaseRuntimes: []plan.BaseRuntime{{Name: "Node.js", Want: strconv.Itoa(major), Env: "NODE_VERSION", Dpkg: "nodejs", Host: []string{"node", "--version"}}},
 		ToolchainChecks: []plan.ToolchainCheck{{
 			Pattern: `^v(\d+)\.`, Want: strconv.Itoa(major),
 			Message: "this machine has Node.js ${have} but the image runs Node.js ${want}: native addons compiled here are built for Node.js ${have}'s ABI and may fail to load; use Node.js ${want} here (or set engines.node / .nvmrc to ${have})",

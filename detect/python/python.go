@@ -106,7 +106,8 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		Init:    true,
 		// Packages are installed for this Python version (wheels, compiled
 		// bytecode): a base with another one cannot run them.
-		BaseRuntimes: []plan.BaseRuntime{{Name: "Python", Want: version, Env: "PYTHON_VERSION", Dpkg: "python3", Strict: true, Asked: why}},
+		BaseRuntimes: []plan.BaseRuntime{{Name: "Python", Want: version, Env: "PYTHON_VERSION", Dpkg: "python3", Strict: true, Asked: why,
+			Host: []string{"python3", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"}}},
 	}
 	if reqFile != "" || reqText != "" {
 		step := installStep(version, reqFile, reqText)
@@ -200,7 +201,7 @@ func installStep(version, reqFile, reqText string) plan.Step {
 		NativeCheck: true,
 		Output:      ".",
 		Errors: []plan.ErrorHint{
-			{Pattern: `No matching distribution found for ([^\s]+)`, Message: "$1 has no binary wheel for Python " + version + " on linux/" + plan.TargetArch + "; pin a version that publishes one, or build on a machine whose Python (" + version + ") and architecture match the image, where packer builds it from source"},
+			{Pattern: `No matching distribution found for ([^\s]+)`, Message: "$1 has no binary wheel for Python " + version + " on linux/" + plan.TargetArch + "; pin a version that publishes one, or let the steps run inside the image (--executor image; the default when this machine's Python differs), or on a machine whose Python (" + version + ") and architecture match the image: there pip builds it from source"},
 			{Pattern: `THESE PACKAGES DO NOT MATCH THE HASHES[\s\S]*?\n\s+([A-Za-z0-9_.\-]+)==`, Message: "the download of $1 does not match the lockfile's hash: the lockfile is wrong or the index served another file; regenerate the lockfile"},
 			{Pattern: `Could not find a version that satisfies the requirement ([^\s]+)`, Message: "no release of $1 fits Python " + version + " on linux/" + plan.TargetArch + "; check the pin and its wheels"},
 		},

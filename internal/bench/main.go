@@ -7,6 +7,9 @@
 //	       peak RSS of packer's writer measured in a child process.
 //	ko     the go-server fixture: cold build, no-change rebuild and one-file
 //	       rebuild, packer vs ko, same base, same local registry.
+//	node   Node.js and Python fixtures on the Debian test base.
+//	executor  steps inside the image vs on the host: the base's unpack, a
+//	       no-op step, cold and one-file rebuilds (interleaved).
 //
 // Usage: bench [-packer bin/packer] [-runs 3] [-suite layer,ko] [-tree DIR]
 package main
@@ -46,7 +49,7 @@ func main() {
 	}
 	packer := flag.String("packer", "bin/packer", "packer binary")
 	runs := flag.Int("runs", 3, "runs per measurement (medians are reported)")
-	suites := flag.String("suite", "layer,ko,node", "suites to run")
+	suites := flag.String("suite", "layer,ko,node,executor", "suites to run")
 	tree := flag.String("tree", "", "tree for the layer suite (default: GOROOT)")
 	fixture := flag.String("fixture", "testdata/fixtures/go-server", "Go fixture for the ko suite")
 	flag.Parse()
@@ -60,6 +63,8 @@ func main() {
 			err = koSuite(*packer, *fixture, *runs)
 		case "node":
 			err = nodeSuite(*packer, *runs)
+		case "executor":
+			err = executorSuite(*packer, *runs)
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"archive/tar"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +23,9 @@ import (
 )
 
 // DebianPackages are what the runtime test base holds: Debian 13 (trixie)
-// with Node.js 20, Python 3.13, CA roots and tini.
-var DebianPackages = "nodejs,python3,ca-certificates,tini"
+// with Node.js 20, Python 3.13 and pip (as the official python images
+// have it: steps run inside the image with it), CA roots and tini.
+var DebianPackages = "nodejs,python3,python3-pip,ca-certificates,tini"
 
 var debianOnce sync.Once
 var debianRef, debianErr string
@@ -104,11 +106,10 @@ func EnsureDebianBase() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("test cache dir: %w", err)
 	}
-	layoutDir := filepath.Join(dir, "trixie-oci-"+runtime.GOARCH)
+	tarPath, layoutDir := debianPaths(dir)
 	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err == nil {
 		return "oci:" + layoutDir + ":trixie", nil
 	}
-	tarPath := filepath.Join(dir, "trixie.tar")
 	if err := CheckTar(tarPath); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			// A broken or foreign file under the final name (an older
@@ -125,6 +126,24 @@ func EnsureDebianBase() (string, error) {
 		return "", err
 	}
 	return "oci:" + layoutDir + ":trixie", nil
+}
+
+// debianPaths are the test base's root file system tar and OCI layout in
+// the test cache dir. The names carry the package list, so a machine's
+// cached base is rebuilt when the list changes.
+func debianPaths(dir string) (tarPath, layoutDir string) {
+	sum := sha256.Sum256([]byte(DebianPackages))
+	return filepath.Join(dir, fmt.Sprintf("trixie-%x.tar", sum[:4])), filepath.Join(dir, fmt.Sprintf("trixie-oci-%s-%x", runtime.GOARCH, sum[:4]))
+}
+
+// DebianTar is the path of the Debian test base's root file system tar.
+func DebianTar() (string, error) {
+	dir, err := TestCacheDir()
+	if err != nil {
+		return "", err
+	}
+	tarPath, _ := debianPaths(dir)
+	return tarPath, nil
 }
 
 // Mmdebstrap builds the Debian 13 base into the tar file out. It writes to

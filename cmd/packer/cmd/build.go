@@ -46,7 +46,6 @@ type buildOptions struct {
 	fulcioURL string
 	rekorURL  string
 	tlog      bool
-	executor  string
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -92,7 +91,6 @@ Outputs (-o, repeatable):
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
-	f.StringVar(&o.executor, "executor", "host", "where steps run: host (this machine's toolchain) or image (inside the base image's own file system, with its Node.js, Python and libraries; needs root and util-linux)")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -135,7 +133,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
 	client := &registry.Client{Insecure: o.insecure}
-	p, _, err := o.makePlan(c, dir)
+	p, merged, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +198,13 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 		return nil, err
 	}
 	labels := gitLabels(dir)
-	var executor builder.Executor
-	switch o.executor {
-	case "host", "":
-	case "image":
-		executor = builder.InImage{CacheDir: cacheDir}
-	default:
-		return nil, fmt.Errorf("invalid --executor %q: use host or image", o.executor)
+	image := builder.InImage{CacheDir: cacheDir, ToolCache: filepath.Join(cacheDir, "tool-cache")}
+	var executor builder.Executor = builder.Auto{Image: image}
+	switch merged.String("executor") {
+	case builder.ModeHost:
+		executor = builder.Host{}
+	case builder.ModeImage:
+		executor = image
 	}
 	return &pipeline.Request{
 		Executor: executor,

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/packer-build/packer/buildargs"
+	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/detect"
 	"github.com/packer-build/packer/detect/builtin"
@@ -263,7 +264,7 @@ func newPlan(ro *rootOptions) *cobra.Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			p, _, err := o.makePlan(c, dir)
+			p, merged, err := o.makePlan(c, dir)
 			if err != nil {
 				return err
 			}
@@ -276,7 +277,7 @@ func newPlan(ro *rootOptions) *cobra.Command {
 				return err
 			}
 			printPlan(c.OutOrStdout(), p)
-			return nil
+			return printExecutor(c, dir, p, merged)
 		},
 	}
 	o.addFlags(c, false)
@@ -349,6 +350,34 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	for _, k := range slices.Sorted(maps.Keys(p.Annotations)) {
 		fmt.Fprintf(w, "annotation:  %s=%s%s\n", k, p.Annotations[k], from("annotations."+k))
 	}
+}
+
+// printExecutor says where the steps would run, per platform, and why.
+// The image's runtime is the plan's here; the build reads the base's own.
+func printExecutor(c *cobra.Command, dir string, p *plan.Plan, merged *config.Overrides) error {
+	pls, err := config.ParsePlatforms(strings.Join(p.Platforms, ","))
+	if err != nil {
+		return err
+	}
+	mode := merged.String("executor")
+	origin := "   (auto; --executor host|image chooses)"
+	if mode != "" {
+		origin = "   (" + merged.Origin("executor") + ")"
+	}
+	w := c.OutOrStdout()
+	for _, pl := range pls {
+		ch, err := builder.PlanChoice(c.Context(), dir, p, mode, pl)
+		if err != nil {
+			fmt.Fprintf(w, "executor:    %s: %v%s\n", pl.String(), err, origin)
+			continue
+		}
+		note := ""
+		if ch.Mode == builder.ModeImage && mode != builder.ModeImage {
+			note = " (as planned; the build reads the base's own version and decides again)"
+		}
+		fmt.Fprintf(w, "executor:    %s: steps run %s%s%s\n", pl.String(), ch, note, origin)
+	}
+	return nil
 }
 
 // withFlagHints adds to a library's typed error the flag that fixes it:

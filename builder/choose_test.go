@@ -1,0 +1,61 @@
+package builder
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestDecide: where steps run, for each kind of input, and the reason
+// named.
+func TestDecide(t *testing.T) {
+	py := func(host, image string) []runtimeSide {
+		return []runtimeSide{{Name: "Python", Want: "3.13", Host: host, Image: image}}
+	}
+	node := func(host, image string) []runtimeSide {
+		return []runtimeSide{{Name: "Node.js", Want: "22", Host: host, Image: image}}
+	}
+	cannot := errors.New("it needs root")
+	for _, c := range []struct {
+		name     string
+		in       chooseIn
+		mode     string
+		fallback bool
+		why      string
+		err      string
+	}{
+		{"python minor differs", chooseIn{runtimes: py("3.11.7", "3.13.5"), hasSteps: true}, ModeImage, false, "this machine has Python 3.11.7, the image Python 3.13.5", ""},
+		{"python patch differs only", chooseIn{runtimes: py("3.13.0", "3.13.5"), hasSteps: true}, ModeHost, false, "this machine's Python 3.13.0 matches the image's 3.13.5", ""},
+		{"image version unknown: the plan's", chooseIn{runtimes: py("3.11.7", ""), hasSteps: true}, ModeImage, false, "the image Python 3.13", ""},
+		{"no python here", chooseIn{runtimes: py("", "3.13.5"), hasSteps: true}, ModeImage, false, "this machine has no Python", ""},
+		{"node major differs", chooseIn{runtimes: node("20.20.2", "22.11.0"), hasSteps: true}, ModeImage, false, "Node.js 20.20.2, the image Node.js 22.11.0", ""},
+		{"node minor differs only", chooseIn{runtimes: node("22.1.0", "22.11.0"), hasSteps: true}, ModeHost, false, "matches", ""},
+		{"libc differs", chooseIn{runtimes: node("22.1.0", "22.11.0"), baseMusl: true, hasSteps: true}, ModeImage, false, "C library is glibc, the image's musl", ""},
+		{"cannot run here: fallback", chooseIn{runtimes: py("3.11.7", "3.13.5"), hasSteps: true, unavailable: cannot}, ModeHost, true, "but steps cannot run inside the image here (it needs root)", ""},
+		{"go: no runtime", chooseIn{hasSteps: true}, ModeHost, false, "Go builds for any platform", ""},
+		{"no steps", chooseIn{runtimes: py("3.11.7", "3.13.5")}, ModeHost, false, "no steps", ""},
+		{"scratch base", chooseIn{runtimes: py("3.11.7", "3.13.5"), hasSteps: true, noBase: true}, ModeHost, false, "no toolchain", ""},
+		{"forced host", chooseIn{mode: ModeHost, runtimes: py("3.11.7", "3.13.5"), hasSteps: true}, ModeHost, false, "asked for", ""},
+		{"forced image", chooseIn{mode: ModeImage, runtimes: py("3.13.1", "3.13.5"), hasSteps: true}, ModeImage, false, "asked for", ""},
+		{"forced image cannot run", chooseIn{mode: ModeImage, hasSteps: true, unavailable: cannot}, "", false, "", "executor image: it needs root"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.in.mode == "" {
+				c.in.mode = ModeAuto
+			}
+			got, err := decide(c.in)
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("decide() = %+v, %v; want error %q", got, err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Mode != c.mode || got.Fallback != c.fallback || !strings.Contains(got.Why, c.why) {
+				t.Errorf("decide() = %+v; want mode %s, fallback %v, why containing %q", got, c.mode, c.fallback, c.why)
+			}
+		})
+	}
+}
