@@ -122,6 +122,10 @@ type builder struct {
 	// exec runs the current platform's steps (Options.Executor, or the
 	// choice Auto made).
 	exec Executor
+	// systemDirs are the current platform's installed system packages
+	// (top first), systemKey their cache key, part of every step's.
+	systemDirs []string
+	systemKey  string
 }
 
 // Build executes p for the context in dir.
@@ -292,6 +296,22 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 
 	if err := b.chooseExecutor(ctx, pl, base, facts); err != nil {
 		return nil, nil, err
+	}
+	b.systemDirs, b.systemKey = nil, ""
+	if !b.plan.System.Empty() {
+		img, inImage := b.exec.(InImage)
+		if !inImage || runBase(base, b.plan.Base) == nil {
+			b.logf("warning: system packages %s are not installed: the steps run on this machine (%s), which must provide them, and the image gets none of them", strings.Join(append(slices.Clone(b.plan.System.Build), b.plan.System.Run...), " "), b.report.Executors[pl.String()].Why)
+		} else {
+			l, cached, dirs, err := b.systemPackages(ctx, img, pl, base)
+			if err != nil {
+				return nil, nil, err
+			}
+			b.systemDirs = dirs
+			if l != nil {
+				add("packages", "packer: install "+strings.Join(b.plan.System.Run, " "), l, cached)
+			}
+		}
 	}
 
 	// Step outputs, cached by each step's inputs.
@@ -614,6 +634,9 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	if err != nil {
 		return nil, false, err
 	}
+	if b.systemKey != "" {
+		tc += "\nsystem packages " + b.systemKey
+	}
 	key := stepKey(b.opts.Version, pl, s, env, specs, tc, inHash)
 
 	if !b.opts.NoCache {
@@ -659,6 +682,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	err = b.exec.Run(ctx, StepRun{
 		Step: s, Argv: argv, Env: sortedKV(env), SecretEnv: sortedKV(b.opts.SecretEnv),
 		Dir: *staging, Platform: pl, Base: runBase(base, b.plan.Base), Output: beat.wrap(io.MultiWriter(b.log, tail)),
+		System: b.systemDirs,
 	})
 	beat.stop()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -70,11 +71,14 @@ type chooseIn struct {
 	runtimes []runtimeSide
 	// hostMusl and baseMusl: the C library is musl (else glibc).
 	hostMusl, baseMusl bool
-	hasSteps bool
+	hasSteps           bool
 	// noBase: scratch or the builtin static base, which hold no toolchain.
 	noBase bool
 	// unavailable says why the image executor cannot run here, or nil.
 	unavailable error
+	// system lists the plan's system packages: they install only inside
+	// the image.
+	system []string
 }
 
 // decide is the choice, from its inputs alone. An error means the user
@@ -83,6 +87,12 @@ func decide(in chooseIn) (Choice, error) {
 	switch {
 	case in.mode == ModeHost:
 		return Choice{Mode: ModeHost, Why: "asked for (executor host)"}, nil
+	case len(in.system) > 0 && in.noBase:
+		return Choice{}, fmt.Errorf("system packages (%s) are installed with the base's package manager, and this base has none: choose a Debian, Ubuntu or Alpine base", strings.Join(in.system, " "))
+	case len(in.system) > 0 && in.unavailable != nil:
+		return Choice{}, fmt.Errorf("system packages (%s) are installed inside the image, and steps cannot run inside the image here: %w; or use --executor host to skip them, if this machine and the base already have what they provide", strings.Join(in.system, " "), in.unavailable)
+	case len(in.system) > 0 && in.mode == ModeAuto:
+		return Choice{Mode: ModeImage, Why: "the plan installs system packages (" + strings.Join(in.system, " ") + ")"}, nil
 	case !in.hasSteps:
 		return Choice{Mode: ModeHost, Why: "the plan has no steps"}, nil
 	case in.noBase:
@@ -277,7 +287,7 @@ func unshareArgs() []string {
 // the plan's (the build reads the base's own and decides again).
 func PlanChoice(ctx context.Context, dir string, p *plan.Plan, mode string, pl v1.Platform) (Choice, error) {
 	in := planChooseIn(p, mode, hostVersions(ctx, dir, p.BaseRuntimes), nil)
-	if in.mode != ModeHost && in.hasSteps && !in.noBase {
+	if in.mode != ModeHost && (in.hasSteps || len(in.system) > 0) && !in.noBase {
 		in.unavailable = InImage{}.Available(pl)
 	}
 	return decide(in)
@@ -288,6 +298,9 @@ func planChooseIn(p *plan.Plan, mode string, host, image map[string]string) choo
 		mode = ModeAuto
 	}
 	in := chooseIn{mode: mode, hasSteps: len(p.Steps) > 0, noBase: p.Base == plan.BaseScratch || p.Base == plan.BaseStatic, hostMusl: hostMusl()}
+	if p.System != nil {
+		in.system = append(slices.Clone(p.System.Run), p.System.Build...)
+	}
 	for _, r := range p.BaseRuntimes {
 		if len(r.Host) == 0 {
 			continue
@@ -321,11 +334,14 @@ func (b *builder) chooseExecutor(ctx context.Context, pl v1.Platform, base v1.Im
 	if facts != nil {
 		in.baseMusl = facts.Musl
 	}
+	if len(in.system) > 0 && !in.noBase {
+		in.unavailable = auto.Image.Available(pl)
+	}
 	c, err := decide(in)
 	if err != nil {
 		return err
 	}
-	if c.Mode == ModeImage {
+	if c.Mode == ModeImage && in.unavailable == nil {
 		if in.unavailable = auto.Image.Available(pl); in.unavailable != nil {
 			if c, err = decide(in); err != nil {
 				return err
@@ -346,6 +362,9 @@ func (b *builder) chooseExecutor(ctx context.Context, pl v1.Platform, base v1.Im
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
 				}
+				if len(in.system) > 0 {
+					return err // the packages install in the image, so the steps must run there
+				}
 				c = Choice{Mode: ModeHost, Fallback: true, Why: fmt.Sprintf("%s, but the image cannot run step %s's tools (`%s` fails in it): they run on this machine, installing for the image's version where the package manager can; a base with the build tools (the official node and python images have npm and pip) runs them in the image", c.Why, s.Name, strings.Join(s.Toolchain, " "))}
 				b.exec = Host{}
 				break
@@ -353,7 +372,7 @@ func (b *builder) chooseExecutor(ctx context.Context, pl v1.Platform, base v1.Im
 		}
 	}
 	b.report.Executors[pl.String()] = c
-	if hasSteps {
+	if hasSteps || len(in.system) > 0 {
 		warn := ""
 		if c.Fallback {
 			warn = "warning: "

@@ -37,6 +37,10 @@ func TestDecide(t *testing.T) {
 		{"scratch base", chooseIn{runtimes: py("3.11.7", "3.13.5"), hasSteps: true, noBase: true}, ModeHost, false, "no toolchain", ""},
 		{"forced host", chooseIn{mode: ModeHost, runtimes: py("3.11.7", "3.13.5"), hasSteps: true}, ModeHost, false, "asked for", ""},
 		{"forced image", chooseIn{mode: ModeImage, runtimes: py("3.13.1", "3.13.5"), hasSteps: true}, ModeImage, false, "asked for", ""},
+		{"system packages: the image", chooseIn{runtimes: py("3.13.1", "3.13.5"), hasSteps: true, system: []string{"libpq5"}}, ModeImage, false, "installs system packages (libpq5)", ""},
+		{"system packages cannot run here", chooseIn{hasSteps: true, system: []string{"libpq5"}, unavailable: cannot}, "", false, "", "system packages (libpq5) are installed inside the image, and steps cannot run inside the image here: it needs root; or use --executor host to skip them, if this machine and the base already have what they provide"},
+		{"system packages on scratch", chooseIn{hasSteps: true, system: []string{"libpq5"}, noBase: true}, "", false, "", "system packages (libpq5) are installed with the base's package manager, and this base has none: choose a Debian, Ubuntu or Alpine base"},
+		{"system packages, forced host", chooseIn{mode: ModeHost, hasSteps: true, system: []string{"libpq5"}}, ModeHost, false, "asked for", ""},
 		{"forced image cannot run", chooseIn{mode: ModeImage, hasSteps: true, unavailable: cannot}, "", false, "", "executor image: it needs root"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -59,6 +59,9 @@ type StepRun struct {
 	Base v1.Image
 	// Output receives the command's stdout and stderr.
 	Output io.Writer
+	// System are directories of system packages installed over Base for
+	// the steps (top first), for executors that run inside the image.
+	System []string
 }
 
 // Host runs steps with the toolchain on this machine's PATH, in the

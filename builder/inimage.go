@@ -67,7 +67,9 @@ func (e InImage) Run(ctx context.Context, r StepRun) error {
 // sandboxScript sets up the step's view inside the new mount namespace and
 // runs it chrooted; its arguments are the command.
 const sandboxScript = `set -eu
-mount -t overlay overlay -o "lowerdir=$PACKER_ROOTFS,upperdir=$PACKER_SANDBOX/upper,workdir=$PACKER_SANDBOX/work" "$PACKER_SANDBOX/root"
+LOWER=$PACKER_ROOTFS
+if [ -n "${PACKER_LOWERS:-}" ]; then LOWER=$PACKER_LOWERS:$PACKER_ROOTFS; fi
+mount -t overlay overlay -o "lowerdir=$LOWER,upperdir=$PACKER_UPPER,workdir=$PACKER_WORK" "$PACKER_SANDBOX/root"
 R=$PACKER_SANDBOX/root
 mount -t proc proc "$R/proc" 2>/dev/null || true
 mkdir -p "$R/dev" && mount --rbind /dev "$R/dev"
@@ -77,12 +79,32 @@ if [ -f /etc/resolv.conf ]; then rm -f "$R/etc/resolv.conf"; touch "$R/etc/resol
 if [ -n "${PACKER_CA:-}" ]; then touch "$R/etc/packer-ca.crt" && mount --bind "$PACKER_CA" "$R/etc/packer-ca.crt"; fi
 if [ -n "${PACKER_TOOL_CACHE:-}" ]; then mkdir -p "$R/tmp/.cache" && mount --bind "$PACKER_TOOL_CACHE" "$R/tmp/.cache"; fi
 if [ -n "${PACKER_SECRETS_DIR:-}" ]; then mkdir -p "$R$PACKER_SECRETS_DIR" && mount --bind "$PACKER_SECRETS_DIR" "$R$PACKER_SECRETS_DIR"; fi
+for d in ${PACKER_TMPFS:-}; do mkdir -p "$R$d" && mount -t tmpfs tmpfs "$R$d"; done
+printf '%s\n' "${PACKER_BINDS:-}" | while read -r src dst; do
+  if [ -n "$src" ]; then mkdir -p "$R$dst" && mount --bind "$src" "$R$dst"; fi
+done
 cp "$PACKER_SANDBOX/env" "$R/tmp/.packer-env"
 cd "$R"
 exec chroot "$R" /usr/bin/env -i PATH=/usr/bin:/bin sh -c '. /tmp/.packer-env && rm -f /tmp/.packer-env && cd "$0" && exec "$@"' "$PACKER_WORKDIR" "$@"
 `
 
 func (e InImage) run(ctx context.Context, r StepRun, stage string) error {
+	return e.sandbox(ctx, r, sandbox{stage: stage, lowers: r.System})
+}
+
+// sandbox is how one command sees the image: extra read-only layers over
+// the base (top first), where its writes go (a persistent upper directory,
+// else a throwaway one), the staging copy, tmpfs mounts and host
+// directories bound in ("HOST DEST" pairs).
+type sandbox struct {
+	stage  string
+	lowers []string
+	upper  string
+	tmpfs  []string
+	binds  [][2]string
+}
+
+func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 	for _, tool := range []string{"unshare", "mount", "chroot"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("running steps inside the image needs %s (util-linux, coreutils): %w; install it, or use --executor host", tool, err)
@@ -107,6 +129,22 @@ func (e InImage) run(ctx context.Context, r StepRun, stage string) error {
 			return err
 		}
 	}
+	upper, work := filepath.Join(box, "upper"), filepath.Join(box, "work")
+	if sb.upper != "" {
+		// overlayfs wants its work directory on the upper's file system.
+		upper, work = sb.upper, sb.upper+".work"
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	var binds strings.Builder
+	for _, bd := range sb.binds {
+		if strings.ContainsAny(bd[0]+bd[1], " \n") {
+			return fmt.Errorf("cannot mount %q at %q inside the image: no spaces in paths here", bd[0], bd[1])
+		}
+		fmt.Fprintf(&binds, "%s %s\n", bd[0], bd[1])
+	}
 	env, err := e.env(r)
 	if err != nil {
 		return err
@@ -129,9 +167,10 @@ func (e InImage) run(ctx context.Context, r StepRun, stage string) error {
 	}
 	cmd := exec.CommandContext(ctx, "unshare", append(append(unshareArgs(), "sh", "-c", sandboxScript, "sandbox"), r.Argv...)...)
 	cmd.Env = append(os.Environ(),
-		"PACKER_ROOTFS="+root, "PACKER_SANDBOX="+box, "PACKER_STAGE="+stage, "PACKER_APPDIR="+plan.AppDir,
-		"PACKER_CA="+ca, "PACKER_SECRETS_DIR="+secretsDir(r.SecretEnv), "PACKER_WORKDIR="+workdir(stage),
-		"PACKER_TOOL_CACHE="+e.ToolCache)
+		"PACKER_ROOTFS="+root, "PACKER_SANDBOX="+box, "PACKER_STAGE="+sb.stage, "PACKER_APPDIR="+plan.AppDir,
+		"PACKER_CA="+ca, "PACKER_SECRETS_DIR="+secretsDir(r.SecretEnv), "PACKER_WORKDIR="+workdir(sb.stage),
+		"PACKER_TOOL_CACHE="+e.ToolCache, "PACKER_UPPER="+upper, "PACKER_WORK="+work,
+		"PACKER_LOWERS="+strings.Join(sb.lowers, ":"), "PACKER_TMPFS="+strings.Join(sb.tmpfs, " "), "PACKER_BINDS="+binds.String())
 	out := r.Output
 	if out == nil {
 		out = io.Discard

@@ -46,6 +46,14 @@ type File struct {
 	Labels      map[string]string `toml:"labels"`
 	Annotations map[string]string `toml:"annotations"`
 	Healthcheck *Healthcheck      `toml:"healthcheck"`
+	System      *System           `toml:"system"`
+}
+
+// System is packer.toml's [system] table: distribution packages
+// installed inside the image (build: during the steps only; run: shipped).
+type System struct {
+	Build []string `toml:"build"`
+	Run   []string `toml:"run"`
 }
 
 // Healthcheck is packer.toml's [healthcheck] table.
@@ -121,6 +129,13 @@ func (f *File) validate(name string) error {
 			return fmt.Errorf("%s: port %d is out of range 1-65535", name, p)
 		}
 	}
+	if sys := f.System; sys != nil {
+		for key, l := range map[string][]string{"build": sys.Build, "run": sys.Run} {
+			if _, err := packages(l); err != nil {
+				return fmt.Errorf("%s: [system] %s: %w", name, key, err)
+			}
+		}
+	}
 	if h := f.Healthcheck; h != nil {
 		if _, err := h.test(); err != nil {
 			return fmt.Errorf("%s: [healthcheck] %w", name, err)
@@ -168,6 +183,8 @@ func validKeys(table []string) []string {
 	t := reflect.TypeOf(File{})
 	if len(table) == 1 && table[0] == "healthcheck" {
 		t = reflect.TypeOf(Healthcheck{})
+	} else if len(table) == 1 && table[0] == "system" {
+		t = reflect.TypeOf(System{})
 	} else if len(table) > 0 {
 		return nil
 	}

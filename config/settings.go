@@ -134,6 +134,16 @@ var Settings = []Setting{
 		Usage: "signal that stops the container (e.g. SIGINT)",
 		Parse: str, File: func(f *File) (any, bool) { return f.StopSignal, f.StopSignal != "" },
 		Apply: func(p *plan.Plan, v any, _ string) { p.StopSignal = v.(string) }},
+	{Key: "system.build", TOML: "system.build", Env: "PACKER_SYSTEM_BUILD", Flag: "system-build", Repeat: true,
+		Usage: "distribution packages (apt, apk) installed inside the image while the steps run only, e.g. libpq-dev (repeatable, or a comma list); added to those packer knows a module needs",
+		Parse: packages,
+		File:  func(f *File) (any, bool) { return systemList(f, false) },
+		Apply: func(p *plan.Plan, v any, _ string) { p.AddSystem(v.([]string), nil) }},
+	{Key: "system.run", TOML: "system.run", Env: "PACKER_SYSTEM_RUN", Flag: "system-run", Repeat: true,
+		Usage: "distribution packages (apt, apk) installed inside the image and shipped in a layer of their own, e.g. libpq5 (repeatable, or a comma list)",
+		Parse: packages,
+		File:  func(f *File) (any, bool) { return systemList(f, true) },
+		Apply: func(p *plan.Plan, v any, _ string) { p.AddSystem(nil, v.([]string)) }},
 	{Key: "volumes", TOML: "volumes", Flag: "volume", Repeat: true,
 		Usage: "declare a volume at PATH (repeatable)",
 		Parse: func(vals []string) (any, error) {
@@ -146,6 +156,28 @@ var Settings = []Setting{
 		},
 		File:  func(f *File) (any, bool) { return f.Volumes, f.Volumes != nil },
 		Apply: func(p *plan.Plan, v any, _ string) { p.Volumes = v.([]string) }},
+}
+
+// packages parses package lists: repeatable, comma separated.
+func packages(vals []string) (any, error) {
+	pkgs := commas(vals)
+	for _, p := range pkgs {
+		if !plan.PackageName.MatchString(p) {
+			return nil, fmt.Errorf("%q is not a package name (lowercase letters, digits, + - ., optionally =VERSION)", p)
+		}
+	}
+	return pkgs, nil
+}
+
+func systemList(f *File, run bool) (any, bool) {
+	if f.System == nil {
+		return nil, false
+	}
+	l := f.System.Build
+	if run {
+		l = f.System.Run
+	}
+	return l, l != nil
 }
 
 // SettingFor returns the setting with key.

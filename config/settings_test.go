@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,18 +14,20 @@ import (
 // recorded; a new row without a sample here fails.
 func TestSettingsTable(t *testing.T) {
 	samples := map[string]struct{ toml, env string }{
-		"provider":   {`"golang"`, "node"},
-		"base":       {`"reg.example/base:1"`, "reg.example/base:2"},
-		"target":     {`"./cmd/api"`, "./cmd/worker"},
-		"executor":   {`"image"`, "host"},
-		"entrypoint": {`["/app/a", "x"]`, `/app/b "y z"`},
-		"cmd":        {`["--a"]`, "--b"},
-		"user":       {`"1:1"`, "2:2"},
-		"workingDir": {`"/srv"`, "/opt"},
-		"ports":      {`[9090]`, "7000,7001"},
-		"platforms":  {`["linux/arm64"]`, "linux/amd64,linux/arm64"},
-		"stopSignal": {`"SIGINT"`, "SIGQUIT"},
-		"volumes":    {`["/data"]`, ""},
+		"provider":     {`"golang"`, "node"},
+		"base":         {`"reg.example/base:1"`, "reg.example/base:2"},
+		"target":       {`"./cmd/api"`, "./cmd/worker"},
+		"executor":     {`"image"`, "host"},
+		"entrypoint":   {`["/app/a", "x"]`, `/app/b "y z"`},
+		"cmd":          {`["--a"]`, "--b"},
+		"user":         {`"1:1"`, "2:2"},
+		"workingDir":   {`"/srv"`, "/opt"},
+		"ports":        {`[9090]`, "7000,7001"},
+		"platforms":    {`["linux/arm64"]`, "linux/amd64,linux/arm64"},
+		"stopSignal":   {`"SIGINT"`, "SIGQUIT"},
+		"volumes":      {`["/data"]`, ""},
+		"system.build": {`["gcc"]`, "libpq-dev,make"},
+		"system.run":   {`["libpq5"]`, "libpq5=17.6-0+deb13u1"},
 	}
 	fileKeys := map[string]bool{}
 	for _, k := range validKeys(nil) {
@@ -37,7 +40,11 @@ func TestSettingsTable(t *testing.T) {
 			if !ok {
 				t.Fatalf("no sample for setting %q: add one to this test", s.Key)
 			}
-			if !fileKeys[s.TOML] {
+			if table, key, dotted := strings.Cut(s.TOML, "."); dotted {
+				if !slices.Contains(validKeys([]string{table}), key) {
+					t.Errorf("packer.toml key %q is not a field of [%s]", s.TOML, table)
+				}
+			} else if !fileKeys[s.TOML] {
 				t.Errorf("packer.toml key %q is not a field of File", s.TOML)
 			}
 			if s.Env != "" && !strings.HasPrefix(s.Env, "PACKER_") {
@@ -98,5 +105,14 @@ func TestBadTextSettingInFile(t *testing.T) {
 	_, _, err := Parse("packer.toml", []byte("executor = \"docker\"\n"))
 	if err == nil || !strings.Contains(err.Error(), `packer.toml: executor = "docker": use auto, host or image`) {
 		t.Fatalf("Parse() = %v, want the executor error", err)
+	}
+}
+
+// TestBadSystemPackage: a package name that could smuggle shell words is
+// refused from packer.toml, as from the flag.
+func TestBadSystemPackage(t *testing.T) {
+	_, _, err := Parse("packer.toml", []byte("[system]\nrun = [\"libpq5; rm -rf /\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), `packer.toml: [system] run: "libpq5; rm -rf /" is not a package name`) {
+		t.Fatalf("Parse() = %v", err)
 	}
 }

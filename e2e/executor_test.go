@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/packer-build/packer/internal/testutil"
 )
@@ -152,4 +157,102 @@ func TestImageExecutorUnprivileged(t *testing.T) {
 			t.Errorf("the refused build unpacked the base into %s", cache)
 		}
 	})
+}
+
+// TestSystemPackages: psycopg2 (no Linux wheels) builds against libpq:
+// packer adds its system packages by default, installs them inside the
+// image with apt, and ships only the run ones (libpq5) in a layer of
+// their own; the compiler and headers are absent from the image. The app
+// answers under runc with libpq's version. A one-file rebuild installs
+// nothing, and a second build from an empty cache gives the same digest.
+func TestSystemPackages(t *testing.T) {
+	t.Parallel()
+	testutil.NeedTool(t, "unshare", "apt-get install util-linux")
+	base := testutil.DebianBase(t)
+	dir := testutil.CopyFixture(t, "py-flask-psycopg2")
+	env := cacheEnv(t)
+
+	plan := mustPacker(t, env, "plan", dir)
+	if !strings.Contains(plan, "system:      build gcc libpq-dev python3-dev; run libpq5") {
+		t.Errorf("packer plan does not list the system packages:\n%s", plan)
+	}
+	build := func(env []string) (string, string, string) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "layout")
+		r := packer(t, env, "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		return out, strings.TrimSpace(r.stdout), r.stderr
+	}
+	out, digest, log := build(env)
+	if !strings.Contains(log, "system packages libpq5: installing with apt inside the image") || !strings.Contains(log, "Building wheel for psycopg2") {
+		t.Errorf("the log does not show apt and the psycopg2 build:\n%s", log)
+	}
+	c := runLayout(t, out, "v1")
+	status, body, _ := c.get("/")
+	if status != http.StatusOK || !strings.Contains(body, "hello from flask on psycopg2 2.9.10") || !strings.Contains(body, `"libpq":17`) && !strings.Contains(body, `"libpq": 17`) {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	for _, p := range []string{"usr/lib/x86_64-linux-gnu/libpq.so.5", "var/lib/dpkg/info/libpq5:amd64.list"} {
+		if !c.exists(p) {
+			t.Errorf("run package file /%s is missing from the image", p)
+		}
+	}
+	for _, p := range []string{"usr/include/postgresql/libpq-fe.h", "usr/bin/gcc"} {
+		if c.exists(p) {
+			t.Errorf("/%s is in the image: build packages must not be", p)
+		}
+	}
+	c.stop()
+	names := layerNames(t, layoutImage(t, out), "packages")
+	if !slices.Contains(names, "usr/lib/x86_64-linux-gnu/libpq.so.5") {
+		t.Errorf("the packages layer does not hold libpq: %v", names)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "var/lib/apt/lists/") || strings.HasPrefix(n, "var/log/") || strings.HasPrefix(n, "var/cache/apt/") || strings.HasPrefix(n, "usr/include/") || strings.Contains(n, ".wh.") {
+			t.Errorf("the packages layer holds %s (apt's lists, caches and logs, build packages and whiteouts must not be there)", n)
+		}
+	}
+
+	app := filepath.Join(dir, "app.py")
+	os.WriteFile(app, []byte(strings.Replace(readFile(t, app), "hello from", "hello again from", 1)), 0o644)
+	_, _, log = build(env)
+	if strings.Contains(log, "installing with apt") || !strings.Contains(log, "step deps (linux/amd64): inputs unchanged, skipped") {
+		t.Errorf("a source change reinstalled system packages or reran pip:\n%s", log)
+	}
+	os.WriteFile(app, []byte(strings.Replace(readFile(t, app), "hello again from", "hello from", 1)), 0o644)
+	if _, again, _ := build(cacheEnv(t)); again != digest {
+		t.Errorf("a build from an empty cache gave %s, the first %s: want the same digest", again, digest)
+	}
+}
+
+// layerNames lists the entries of the packer layer called name.
+func layerNames(t *testing.T, img v1.Image, name string) []string {
+	t.Helper()
+	h, err := v1.NewHash(layerByComment(t, img, name))
+	if err != nil {
+		t.Fatalf("no layer %s: %v", name, err)
+	}
+	l, err := img.LayerByDigest(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out []string
+	tr := tar.NewReader(rc)
+	for {
+		hd, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimSuffix(hd.Name, "/"))
+	}
 }

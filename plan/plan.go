@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -101,11 +102,61 @@ type Plan struct {
 	// resolved (a --base may hold another version than the plan assumed).
 	BaseRuntimes []BaseRuntime `json:"baseRuntimes,omitempty"`
 
+	// System lists distribution packages (apt on Debian and Ubuntu bases,
+	// apk on Alpine) installed inside the image before the steps run.
+	System *System `json:"system,omitempty"`
+
 	// Origins says where each configurable value came from: "detected",
 	// "packer.toml:LINE", "PACKER_BASE", "--base", ... Keys are the json
 	// names above ("base", "user", "env.PORT", ...).
 	Origins map[string]string `json:"origins,omitempty"`
 }
+
+// System packages: Build ones exist only while the steps run (compilers,
+// -dev headers); Run ones become a layer of the image of their own, below
+// the dependencies, cached by the package lists and the base's digest.
+type System struct {
+	Build []string `json:"build,omitempty"`
+	Run   []string `json:"run,omitempty"`
+}
+
+// Empty reports whether s installs nothing.
+func (s *System) Empty() bool { return s == nil || len(s.Build)+len(s.Run) == 0 }
+
+// AddSystem adds packages to the plan's build and run lists (each once).
+func (p *Plan) AddSystem(build, run []string) {
+	if p.System == nil {
+		p.System = &System{}
+	}
+	add := func(dst *[]string, pkgs []string) {
+		for _, pkg := range pkgs {
+			if !slices.Contains(*dst, pkg) {
+				*dst = append(*dst, pkg)
+			}
+		}
+	}
+	add(&p.System.Build, build)
+	add(&p.System.Run, run)
+}
+
+// NativeModule is a package whose native code builds against system
+// libraries: the Debian packages it needs while building and at run time.
+type NativeModule struct {
+	Name       string
+	Build, Run []string
+}
+
+// AddNativeModule adds m's system packages to the plan and returns the
+// evidence line that says so.
+func (p *Plan) AddNativeModule(m NativeModule) string {
+	p.AddSystem(m.Build, m.Run)
+	return fmt.Sprintf("%s builds against system libraries: installs %s inside the image while building, ships %s (Debian package names; packer.toml [system] adds others)",
+		m.Name, strings.Join(m.Build, " "), strings.Join(m.Run, " "))
+}
+
+// PackageName is what a system package may be called: Debian's and
+// Alpine's package names, optionally with =VERSION.
+var PackageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.\-]*(=[A-Za-z0-9.+~:\-]+)?$`)
 
 // ErrorHint maps a step failure's output to advice.
 // BaseRuntime is a language runtime the plan expects in the base image.
@@ -262,6 +313,13 @@ func (p *Plan) Validate() error {
 	}
 	if len(p.Layers) == 0 {
 		return fmt.Errorf("plan has no layers")
+	}
+	if p.System != nil {
+		for _, pkg := range append(slices.Clone(p.System.Build), p.System.Run...) {
+			if !PackageName.MatchString(pkg) {
+				return fmt.Errorf("system package %q is not a package name (lowercase letters, digits, + - ., optionally =VERSION)", pkg)
+			}
+		}
 	}
 	for _, l := range p.Layers {
 		if l.From == FromInline && len(l.Files) == 0 {

@@ -217,6 +217,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 
 	p := newPlan(major, AppDir)
 	askNode(p, src, pkg)
+	for _, m := range nativeModules {
+		if deps(m.Name) {
+			evidence = append(evidence, p.AddNativeModule(m))
+		}
+	}
 	if pm.PnP {
 		// The user's own PnP files never ship from the context: the
 		// install's do, matching the lockfile.
@@ -608,6 +613,17 @@ func newPlan(major int, workdir string) *plan.Plan {
 		}},
 		Init: true,
 	}
+}
+
+// nativeModules are the npm packages whose install compiles against
+// system libraries when no prebuilt binary is downloaded (canvas's
+// prebuilds come from GitHub releases; a source build needs cairo and
+// pango). sharp and bcrypt need none: they ship prebuilt binaries in
+// npm packages. Debian package names, the default bases' distribution.
+var nativeModules = []plan.NativeModule{
+	{Name: "canvas",
+		Build: []string{"build-essential", "python3", "pkg-config", "libcairo2-dev", "libpango1.0-dev", "libjpeg-dev", "libgif-dev", "librsvg2-dev"},
+		Run:   []string{"libcairo2", "libpango-1.0-0", "libpangocairo-1.0-0", "libjpeg62-turbo", "libgif7", "librsvg2-2"}},
 }
 
 // StaticServer returns a plan that serves the files a layer puts in

@@ -115,6 +115,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		p.Layers = append(p.Layers, plan.Layer{Name: "deps", From: "deps", Root: ".packer-out/packages", Exclude: []string{"bin"}, Dest: PackagesDir})
 	}
 	p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
+	for _, m := range nativeModules {
+		if deps[m.Name] {
+			evidence = append(evidence, p.AddNativeModule(m))
+		}
+	}
 	if len(locals) > 0 {
 		// Workspace members ship with the app's source and are imported
 		// from it (as uv's editable installs do), not installed from an
@@ -151,6 +156,15 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	return p, nil
 }
 
+// nativeModules are the packages (as pip names them) whose source builds
+// need system libraries; their -binary variants and wheels for the
+// image's Python need none, but pip builds from source where no wheel
+// fits. Debian package names, the default bases' distribution.
+var nativeModules = []plan.NativeModule{
+	{Name: "psycopg2", Build: []string{"gcc", "libpq-dev", "python3-dev"}, Run: []string{"libpq5"}},
+	{Name: "mysqlclient", Build: []string{"gcc", "pkg-config", "default-libmysqlclient-dev", "python3-dev"}, Run: []string{"libmariadb3"}},
+}
+
 // pythonHere makes a step's python3 the machine's: a .python-version
 // naming an interpreter this machine lacks breaks pyenv's python3 in the
 // app directory, so the step falls back to running from /.
@@ -181,6 +195,9 @@ func installStep(version, reqFile, reqText string) plan.Step {
 		pythonHere,
 		`HOST=$(python3 -c 'import sys, platform; print("%d.%d %s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')`,
 		`if [ "$HOST" = "` + version + ` ` + plan.TargetMachine + `" ]; then`,
+		`  # Source builds leave no debug info, which would record pip's random`,
+		`  # build directory: the same input gives the same bytes.`,
+		`  export CFLAGS="${CFLAGS:-} -g0" CXXFLAGS="${CXXFLAGS:-} -g0"`,
 		`  ` + common,
 		`  python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash "$STAGE/.packer-out/packages"`,
 		`else`,

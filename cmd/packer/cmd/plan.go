@@ -310,6 +310,9 @@ func printPlan(w io.Writer, p *plan.Plan) {
 		}
 		fmt.Fprintf(w, "step:        %s: %s\n", s.Name, strings.Join(args, " "))
 	}
+	if !p.System.Empty() {
+		fmt.Fprintf(w, "system:      build %s; run %s (installed inside the image)%s\n", strings.Join(p.System.Build, " "), strings.Join(p.System.Run, " "), from("system.run")+from("system.build"))
+	}
 	for _, k := range slices.Sorted(maps.Keys(p.BuildArgs)) {
 		fmt.Fprintf(w, "build arg:   %s=%s%s\n", k, p.BuildArgs[k], from("buildArgs."+k))
 	}
