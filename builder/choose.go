@@ -91,8 +91,6 @@ func decide(in chooseIn) (Choice, error) {
 		return Choice{}, fmt.Errorf("system packages (%s) are installed with the base's package manager, and this base has none: choose a Debian, Ubuntu or Alpine base", strings.Join(in.system, " "))
 	case len(in.system) > 0 && in.unavailable != nil:
 		return Choice{}, fmt.Errorf("system packages (%s) are installed inside the image, and steps cannot run inside the image here: %w; or use --executor host to skip them, if this machine and the base already have what they provide", strings.Join(in.system, " "), in.unavailable)
-	case len(in.system) > 0 && in.mode == ModeAuto:
-		return Choice{Mode: ModeImage, Why: "the plan installs system packages (" + strings.Join(in.system, " ") + ")"}, nil
 	case !in.hasSteps:
 		return Choice{Mode: ModeHost, Why: "the plan has no steps"}, nil
 	case in.noBase:
@@ -103,10 +101,31 @@ func decide(in chooseIn) (Choice, error) {
 		}
 		return Choice{Mode: ModeImage, Why: "asked for (executor image)"}, nil
 	}
+	if len(in.system) > 0 {
+		why := "the plan installs system packages (" + strings.Join(in.system, " ") + ")"
+		if diffs := runtimeDiffs(in); len(diffs) > 0 {
+			why += "; " + strings.Join(diffs, "; ")
+		}
+		return Choice{Mode: ModeImage, Why: why}, nil
+	}
 	if len(in.runtimes) == 0 {
 		return Choice{Mode: ModeHost, Why: "no step depends on the image's runtime (Go builds for any platform)"}, nil
 	}
-	var diffs, same []string
+	diffs, same := runtimeDiffs(in), runtimeSame(in)
+	if len(diffs) == 0 {
+		return Choice{Mode: ModeHost, Why: strings.Join(same, "; ")}, nil
+	}
+	why := strings.Join(diffs, "; ")
+	if in.unavailable != nil {
+		return Choice{Mode: ModeHost, Fallback: true, Why: why + ", but steps cannot run inside the image here (" + in.unavailable.Error() + "): they run on this machine, installing for the image's version where the package manager can (binary wheels, prebuilt addons)"}, nil
+	}
+	return Choice{Mode: ModeImage, Why: why}, nil
+}
+
+// runtimeDiffs says how this machine's runtimes and C library differ
+// from the image's.
+func runtimeDiffs(in chooseIn) []string {
+	var diffs []string
 	for _, r := range in.runtimes {
 		img := r.Image
 		if img == "" {
@@ -117,22 +136,28 @@ func decide(in chooseIn) (Choice, error) {
 			diffs = append(diffs, fmt.Sprintf("this machine has no %s, the image has %s %s", r.Name, r.Name, img))
 		case shortVersion(r.Host, r.Want) != shortVersion(img, r.Want):
 			diffs = append(diffs, fmt.Sprintf("this machine has %s %s, the image %s %s", r.Name, r.Host, r.Name, img))
-		default:
-			same = append(same, fmt.Sprintf("this machine's %s %s matches the image's %s", r.Name, r.Host, img))
 		}
 	}
 	if in.hostMusl != in.baseMusl {
 		libc := map[bool]string{false: "glibc", true: "musl"}
 		diffs = append(diffs, fmt.Sprintf("this machine's C library is %s, the image's %s", libc[in.hostMusl], libc[in.baseMusl]))
 	}
-	if len(diffs) == 0 {
-		return Choice{Mode: ModeHost, Why: strings.Join(same, "; ")}, nil
+	return diffs
+}
+
+// runtimeSame says which runtimes match.
+func runtimeSame(in chooseIn) []string {
+	var same []string
+	for _, r := range in.runtimes {
+		img := r.Image
+		if img == "" {
+			img = r.Want
+		}
+		if r.Host != "" && shortVersion(r.Host, r.Want) == shortVersion(img, r.Want) {
+			same = append(same, fmt.Sprintf("this machine's %s %s matches the image's %s", r.Name, r.Host, img))
+		}
 	}
-	why := strings.Join(diffs, "; ")
-	if in.unavailable != nil {
-		return Choice{Mode: ModeHost, Fallback: true, Why: why + ", but steps cannot run inside the image here (" + in.unavailable.Error() + "): they run on this machine, installing for the image's version where the package manager can (binary wheels, prebuilt addons)"}, nil
-	}
-	return Choice{Mode: ModeImage, Why: why}, nil
+	return same
 }
 
 // versionRe finds the first dotted number in a probe's output.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/packer-build/packer/plan"
@@ -145,7 +146,7 @@ func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 		}
 		fmt.Fprintf(&binds, "%s %s\n", bd[0], bd[1])
 	}
-	env, err := e.env(r)
+	env, err := e.env(r, root)
 	if err != nil {
 		return err
 	}
@@ -188,7 +189,7 @@ func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 // env is the step's environment inside the image: the base's variables,
 // then packer's (HOME on the tmpfs, the CA bundle for npm and pip), then
 // the step's and the secrets'.
-func (e InImage) env(r StepRun) ([]string, error) {
+func (e InImage) env(r StepRun, root string) ([]string, error) {
 	cfg, err := r.Base.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's config: %w", err)
@@ -208,6 +209,18 @@ func (e InImage) env(r StepRun) ([]string, error) {
 	}
 	for _, kv := range []string{"HOME=/tmp", "XDG_CACHE_HOME=/tmp/.cache", "NODE_EXTRA_CA_CERTS=/etc/packer-ca.crt", "PIP_CERT=/etc/packer-ca.crt", "SSL_CERT_FILE=/etc/packer-ca.crt", "npm_config_cache=/tmp/.cache/npm", "PIP_CACHE_DIR=/tmp/.cache/pip"} {
 		set(kv)
+	}
+	// node-gyp compiles addons against the image's own Node.js headers
+	// (the official images' /usr/local, Debian's /usr) instead of
+	// downloading them.
+nodedir:
+	for _, d := range []string{"/usr/local", "/usr"} {
+		for _, top := range append(slices.Clone(r.System), root) {
+			if _, err := os.Stat(filepath.Join(top, d, "include", "node", "node_api.h")); err == nil {
+				set("npm_config_nodedir=" + d)
+				break nodedir
+			}
+		}
 	}
 	for _, kv := range append(append([]string{}, r.Env...), r.SecretEnv...) {
 		set(kv)

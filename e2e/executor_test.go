@@ -256,3 +256,41 @@ func layerNames(t *testing.T, img v1.Image, name string) []string {
 		out = append(out, strings.TrimSuffix(hd.Name, "/"))
 	}
 }
+
+// TestNativeAddonOnOtherNodeMajor: on a base with Node.js 22 (this
+// machine has another major), the addon's install script runs inside the
+// image: node-gyp compiles it with the image's Node.js and headers, with
+// make and g++ installed as build-only system packages; the image loads
+// it under runc and ships no compiler.
+func TestNativeAddonOnOtherNodeMajor(t *testing.T) {
+	t.Parallel()
+	testutil.NeedTool(t, "npm", "install Node.js")
+	testutil.NeedTool(t, "unshare", "apt-get install util-linux")
+	hostNode := strings.TrimSpace(run(t, "node", "--version"))
+	if strings.HasPrefix(hostNode, "v22.") {
+		t.Skip("SKIP: this machine runs Node.js 22, the base's: the steps would run here")
+	}
+	base := testutil.NodeBase(t)
+	dir := nodeFixture(t, "node-native-addon", []string{"npm", "pack", "./addon"}, []string{"npm", "install", "--package-lock-only", "--no-audit", "--no-fund"})
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, nodeEnv(t), "build", dir, "--base", base, "--system-build", "make,g++", "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "steps (linux/amd64) run inside the image: ") || !strings.Contains(r.stderr, "the image Node.js "+testutil.OtherNodeVersion) {
+		t.Errorf("the log does not say the steps run inside the image with Node.js %s:\n%s", testutil.OtherNodeVersion, r.stderr)
+	}
+	// node-gyp records what it built against: Node.js 22's ABI (127,
+	// not 20's 115) and the image's own headers.
+	gypi := layerFiles(t, layoutImage(t, out))["app/node_modules/hello-addon/build/config.gypi"]
+	if !strings.Contains(gypi, `"node_module_version": 127`) || !strings.Contains(gypi, `"nodedir": "/usr/local"`) {
+		t.Errorf("the addon was not compiled for the image's Node.js %s with its headers; config.gypi:\n%.2000s", testutil.OtherNodeVersion, gypi)
+	}
+	c := runLayout(t, out, "v1")
+	if status, body, _ := c.get("/"); status != http.StatusOK || !strings.Contains(body, "hello from a native addon") {
+		t.Fatalf("GET / = %d %q; log:\n%s", status, body, c.log())
+	}
+	if c.exists("usr/bin/g++") || c.exists("usr/bin/make") {
+		t.Errorf("the build-only packages make and g++ are in the image")
+	}
+}

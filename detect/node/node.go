@@ -237,14 +237,14 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	installProd := plan.Step{
 		Name: "deps", Run: pm.installProd(), Inputs: append(installInputs(src), wsInputs...), Key: depKey,
 		Env: pm.installEnv(), NativeCheck: true, Hint: pm.hint(),
-		Toolchain: toolchain,
+		Toolchain: toolchain, Errors: gypErrors,
 	}
 	// The build needs every dependency (dev included): a step of its own,
 	// cached like the production install, whose node_modules is kept in the
 	// cache only and put back for the build when the install is skipped.
 	devDeps := plan.Step{
 		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: append(installInputs(src), wsInputs...), Key: depKey,
-		Hint: pm.hint(), Toolchain: toolchain,
+		Hint: pm.hint(), Toolchain: toolchain, Errors: gypErrors,
 	}
 	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: pm.modules(), Dest: AppDir, CacheOnly: true}
 	buildStep := func() plan.Step {
@@ -613,6 +613,13 @@ func newPlan(major int, workdir string) *plan.Plan {
 		}},
 		Init: true,
 	}
+}
+
+// gypErrors name what node-gyp lacked to compile an addon (a -slim base
+// has no compiler).
+var gypErrors = []plan.ErrorHint{
+	{Pattern: `gyp ERR! stack Error: not found: (make|g\+\+|cc|gcc)`, Message: "node-gyp needs $1 to compile a native addon: add build = [\"build-essential\", \"python3\"] to packer.toml's [system] table (or --system-build build-essential,python3), or use a base that has a compiler"},
+	{Pattern: `gyp ERR! find Python`, Message: "node-gyp needs Python to compile a native addon: add build = [\"python3\"] to packer.toml's [system] table (or --system-build python3), or use a base that has it"},
 }
 
 // nativeModules are the npm packages whose install compiles against

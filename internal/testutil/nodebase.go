@@ -1,0 +1,220 @@
+package testutil
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// OtherNodeVersion is the Node.js of NodeBase: another major than the
+// Debian test base's (and this machine's) 20, so a step run inside it
+// shows whose Node.js did the work.
+const OtherNodeVersion = "22.12.0"
+
+// otherNPMVersion is the npm NodeBase ships, as Node.js 22.12 does.
+const otherNPMVersion = "10.9.0"
+
+var nodeBaseOnce sync.Once
+var nodeBaseRef, nodeBaseErr string
+
+// NodeBase returns "oci:DIR:node22": the Debian test base with Node.js
+// OtherNodeVersion and npm in /usr/local, as the official node images
+// lay them out (binary, headers, npm), and their NODE_VERSION variable.
+// Both come from the npm registry (node-linux-<arch> holds Node.js's
+// release files). Built once per TestCacheDir.
+func NodeBase(t testing.TB) string {
+	t.Helper()
+	debian := DebianBase(t)
+	nodeBaseOnce.Do(func() {
+		ref, err := ensureNodeBase(debian)
+		nodeBaseRef = ref
+		if err != nil {
+			nodeBaseErr = err.Error()
+		}
+	})
+	if nodeBaseErr != "" {
+		if InCI() {
+			t.Fatalf("Node.js %s test base: %s", OtherNodeVersion, nodeBaseErr)
+		}
+		t.Skipf("SKIP: Node.js %s test base unavailable: %s", OtherNodeVersion, nodeBaseErr)
+	}
+	return nodeBaseRef
+}
+
+func ensureNodeBase(debian string) (string, error) {
+	dir, err := TestCacheDir()
+	if err != nil {
+		return "", err
+	}
+	_, debianLayout := debianPaths(dir)
+	layoutDir := filepath.Join(dir, fmt.Sprintf("node%s-oci-%s-%s", OtherNodeVersion, runtime.GOARCH, filepath.Base(debianLayout)))
+	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err == nil {
+		return "oci:" + layoutDir + ":node22", nil
+	}
+	arch := map[string]string{"amd64": "x64", "arm64": "arm64"}[runtime.GOARCH]
+	if arch == "" {
+		return "", fmt.Errorf("no Node.js package for %s", runtime.GOARCH)
+	}
+	work, err := os.MkdirTemp(dir, ".node-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	for _, pkg := range []string{"node-linux-" + arch + "@" + OtherNodeVersion, "npm@" + otherNPMVersion} {
+		cmd := exec.Command("npm", "pack", "--silent", pkg)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("npm pack %s: %w\n%s", pkg, err, out)
+		}
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	dirs := map[string]bool{}
+	mkdirs := func(name string) error {
+		parts := strings.Split(name, "/")
+		for i := 1; i < len(parts); i++ {
+			d := strings.Join(parts[:i], "/")
+			if dirs[d] {
+				continue
+			}
+			dirs[d] = true
+			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// package/bin/node → usr/local/bin/node, package/include → usr/local/include,
+	// npm's package/ → usr/local/lib/node_modules/npm.
+	copyTgz := func(file string, rename func(string) string) error {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return err
+		}
+		tr := tar.NewReader(zr)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			name := rename(strings.TrimPrefix(h.Name, "package/"))
+			if name == "" || h.Typeflag != tar.TypeReg {
+				continue
+			}
+			if err := mkdirs(name); err != nil {
+				return err
+			}
+			mode := int64(0o644)
+			if h.Mode&0o111 != 0 || strings.HasPrefix(name, "usr/local/bin/") || strings.Contains(name, "/bin/") {
+				mode = 0o755
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: h.Size}); err != nil {
+				return err
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				return err
+			}
+		}
+	}
+	err = copyTgz(filepath.Join(work, fmt.Sprintf("node-linux-%s-%s.tgz", arch, OtherNodeVersion)), func(n string) string {
+		switch {
+		case n == "bin/node":
+			return "usr/local/bin/node"
+		case strings.HasPrefix(n, "include/"):
+			return "usr/local/" + n
+		}
+		return ""
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := copyTgz(filepath.Join(work, "npm-"+otherNPMVersion+".tgz"), func(n string) string { return "usr/local/lib/node_modules/npm/" + n }); err != nil {
+		return "", err
+	}
+	for name, target := range map[string]string{"usr/local/bin/npm": "../lib/node_modules/npm/bin/npm-cli.js", "usr/local/bin/npx": "../lib/node_modules/npm/bin/npx-cli.js"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	raw := layer.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return "", err
+	}
+	ldir, tag, _ := strings.Cut(strings.TrimPrefix(debian, "oci:"), ":")
+	idx, err := layout.ImageIndexFromPath(ldir)
+	if err != nil {
+		return "", err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return "", err
+	}
+	var base v1.Image
+	for _, m := range im.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
+			base, err = idx.Image(m.Digest)
+		}
+	}
+	if base == nil || err != nil {
+		return "", fmt.Errorf("the Debian test base %s: %v", debian, err)
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return "", err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Env = append(cfg.Config.Env, "NODE_VERSION="+OtherNodeVersion)
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return "", err
+	}
+	tmpLayout, err := os.MkdirTemp(dir, ".layout-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmpLayout)
+	p, err := layout.Write(tmpLayout, empty.Index)
+	if err != nil {
+		return "", err
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "node22"})); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmpLayout, layoutDir); err != nil {
+		if _, serr := os.Stat(filepath.Join(layoutDir, "index.json")); serr != nil {
+			return "", err
+		}
+	}
+	return "oci:" + layoutDir + ":node22", nil
+}
