@@ -187,11 +187,11 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	o.createdFrom = createdFrom
 	cacheDir := o.cacheDir
 	if cacheDir == "" {
-		base, err := os.UserCacheDir()
+		d, err := defaultCacheDir()
 		if err != nil {
-			return nil, fmt.Errorf("finding a cache directory: %w; pass --cache-dir", err)
+			return nil, err
 		}
-		cacheDir = filepath.Join(base, "packer")
+		cacheDir = d
 	}
 	store, err := layers.NewStore(cacheDir)
 	if err != nil {

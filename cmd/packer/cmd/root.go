@@ -55,6 +55,6 @@ docker-archive tarball.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().BoolVarP(&ro.quiet, "quiet", "q", false, "print only results (digest, plan) on stdout; no logs")
-	root.AddCommand(newBuild(ro), newPlan(ro), newSBOM(ro), newVerify(ro), newLogin(ro), newVersion())
+	root.AddCommand(newBuild(ro), newPlan(ro), newSBOM(ro), newVerify(ro), newLogin(ro), newCache(), newVersion())
 	return root
 }
