@@ -714,6 +714,11 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 		if s.Hint != "" {
 			hint = "; " + s.Hint
 		}
+		if xe := (*exec.ExitError)(nil); errors.As(err, &xe) && xe.ExitCode() == 127 && executorName(b.exec) == ModeImage {
+			// The shell's "not found": the image lacks a tool, whatever
+			// the step's usual advice says.
+			hint = "; the step runs inside the image, which lacks a command it runs (named above): choose a base that has it (the official node and python images have npm and pip), add it with packer.toml's [system] build, or use --executor host"
+		}
 		why := ""
 		if c := cause(tail.buf); c != "" {
 			why = "\ncause: " + c

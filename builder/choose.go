@@ -235,6 +235,9 @@ func Emulation(pl v1.Platform) string {
 	return q
 }
 
+// binfmtDir is where the kernel lists binfmt_misc's registrations.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
 var (
 	interpreterRe = regexp.MustCompile(`(?m)^interpreter (\S+)`)
 	fixBinaryRe   = regexp.MustCompile(`(?m)^flags: \S*F`)
@@ -249,7 +252,7 @@ func emulator(goarch string) (string, error) {
 	if q, ok := qemuNames[goarch]; ok {
 		name = q
 	}
-	entries, _ := filepath.Glob("/proc/sys/fs/binfmt_misc/*")
+	entries, _ := filepath.Glob(filepath.Join(binfmtDir, "*"))
 	for _, f := range entries {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -315,7 +318,13 @@ func PlanChoice(ctx context.Context, dir string, p *plan.Plan, mode string, pl v
 	if in.mode != ModeHost && (in.hasSteps || len(in.system) > 0) && !in.noBase {
 		in.unavailable = InImage{}.Available(pl)
 	}
-	return decide(in)
+	c, err := decide(in)
+	if err == nil && c.Mode == ModeImage {
+		if q := Emulation(pl); q != "" {
+			c.Why += " (its binaries run through " + q + ", registered in binfmt_misc)"
+		}
+	}
+	return c, err
 }
 
 func planChooseIn(p *plan.Plan, mode string, host, image map[string]string) chooseIn {

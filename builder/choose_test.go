@@ -2,6 +2,8 @@ package builder
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,5 +63,40 @@ func TestDecide(t *testing.T) {
 				t.Errorf("decide() = %+v; want mode %s, fallback %v, why containing %q", got, c.mode, c.fallback, c.why)
 			}
 		})
+	}
+}
+
+// TestEmulator: a foreign architecture runs inside the image only through
+// qemu-user registered with binfmt_misc's F flag (the emulator is opened
+// at registration, so it works inside the chroot).
+func TestEmulator(t *testing.T) {
+	dir := t.TempDir()
+	old := binfmtDir
+	binfmtDir = dir
+	t.Cleanup(func() { binfmtDir = old })
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("status", "enabled\n")
+	if _, err := emulator("arm64"); err == nil || !strings.Contains(err.Error(), "no qemu-user registered in binfmt_misc") {
+		t.Errorf("no registration: %v", err)
+	}
+	write("qemu-aarch64", "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: P\noffset 0\nmagic 7f454c46\n")
+	if _, err := emulator("arm64"); err == nil {
+		t.Errorf("a registration whose interpreter is not qemu-aarch64 was taken")
+	}
+	write("qemu-aarch64", "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: PO\noffset 0\n")
+	if _, err := emulator("arm64"); err == nil || !strings.Contains(err.Error(), "without binfmt_misc's F flag") {
+		t.Errorf("no F flag: %v", err)
+	}
+	write("qemu-aarch64", "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: POCF\noffset 0\n")
+	if q, err := emulator("arm64"); err != nil || q != "/usr/bin/qemu-aarch64-static" {
+		t.Errorf("emulator(arm64) = %q, %v", q, err)
+	}
+	write("qemu-aarch64", "disabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: POCF\n")
+	if _, err := emulator("arm64"); err == nil {
+		t.Errorf("a disabled registration was taken")
 	}
 }

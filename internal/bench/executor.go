@@ -81,10 +81,16 @@ func executorSuite(packer string, runs int) error {
 	fmt.Printf("a no-op step (`true`), %d each: host %s, inside the image %s (+%s per step)\n", 10*runs,
 		median(host).Round(10*time.Microsecond), median(image).Round(10*time.Microsecond), (median(image) - median(host)).Round(10*time.Microsecond))
 
-	fixtures := []struct{ name, fixture, edit string }{
-		{"express (npm)", "node-express", "server.js"},
-		{"flask (requirements.txt)", "py-flask", "app.py"},
-		{"fastapi (uv.lock)", "py-fastapi-uv", "main.py"},
+	// Express on the Node.js 22 base (the Debian one has no npm);
+	// Flask and FastAPI on the Debian base (Python 3.13 and pip).
+	nodeBase, err := testutil.EnsureNodeBase()
+	if err != nil {
+		return fmt.Errorf("Node.js test base: %w", err)
+	}
+	fixtures := []struct{ name, fixture, edit, base string }{
+		{"express (npm, node 22)", "node-express", "server.js", nodeBase},
+		{"flask (requirements.txt)", "py-flask", "app.py", base},
+		{"fastapi (uv.lock)", "py-fastapi-uv", "main.py", base},
 	}
 	fmt.Printf("%-26s %12s %12s %7s %14s %14s %7s\n", "fixture", "cold host", "cold image", "ratio", "rebuild host", "rebuild image", "ratio")
 	env := append(os.Environ(), "COREPACK_ENABLE_DOWNLOAD_PROMPT=0")
@@ -109,7 +115,7 @@ func executorSuite(packer string, runs int) error {
 					}
 				}
 				build := func() error {
-					cmd := exec.Command(packer, "build", "-q", dir, "--executor", ex, "--base", base, "--cache-dir", dir+"-cache", "-o", "oci:"+dir+"-out", "-t", "app:v1", "--sbom", "none")
+					cmd := exec.Command(packer, "build", "-q", dir, "--executor", ex, "--base", f.base, "--cache-dir", dir+"-cache", "-o", "oci:"+dir+"-out", "-t", "app:v1", "--sbom", "none")
 					cmd.Env = env
 					return runQuiet(cmd)
 				}

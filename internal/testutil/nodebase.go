@@ -57,6 +57,16 @@ func NodeBase(t testing.TB) string {
 	return nodeBaseRef
 }
 
+// EnsureNodeBase builds (once per TestCacheDir) and returns NodeBase's
+// reference, outside a test (the benchmarks).
+func EnsureNodeBase() (string, error) {
+	debian, err := EnsureDebianBase()
+	if err != nil {
+		return "", err
+	}
+	return ensureNodeBase(debian)
+}
+
 func ensureNodeBase(debian string) (string, error) {
 	dir, err := TestCacheDir()
 	if err != nil {
