@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,8 +32,15 @@ type Client struct {
 	// Insecure lists registries (host[:port]) reached over plain HTTP.
 	// localhost and 127.0.0.1 always are.
 	Insecure []string
-	// Transport, when set, replaces the default HTTP transport (tests).
+	// Transport, when set, replaces the default HTTP transport (tests);
+	// the progress deadline and Retry-After waits still wrap it.
 	Transport http.RoundTripper
+	// Timeout is how long a registry may make no progress before a
+	// request fails; 0 means DefaultTimeout.
+	Timeout time.Duration
+
+	once sync.Once
+	rt   http.RoundTripper
 }
 
 func (c *Client) keychain() authn.Keychain {
@@ -107,11 +116,11 @@ func (c *Client) isInsecure(host string) bool {
 // registries as this client does: credentials from its keychain (packer's
 // environment credentials, then the docker config and credential helpers).
 func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain())}
-	if c.Transport != nil {
-		opts = append(opts, remote.WithTransport(c.Transport))
+	return []remote.Option{
+		remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain()),
+		remote.WithTransport(c.transport()),
+		remote.WithRetryBackoff(retryBackoff), remote.WithRetryStatusCodes(retryStatus...),
 	}
-	return opts
 }
 
 // LayoutPrefix marks a local OCI layout reference: oci:DIR[:TAG].
@@ -266,6 +275,10 @@ func explain(what, reg string, err error) error {
 			return &hinted{fmt.Sprintf("%s: not found on %s; check the name and tag", what, reg), err}
 		}
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	var stall *StallError
+	if errors.As(err, &stall) {
+		return &hinted{fmt.Sprintf("%s: %v", what, stall), err}
 	}
 	var nerr net.Error
 	var oerr *net.OpError

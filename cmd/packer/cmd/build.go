@@ -31,21 +31,23 @@ const DefaultOutputDir = ".packer/oci"
 
 type buildOptions struct {
 	planOptions
-	tags      []string
-	push      bool
-	outputs   []string
-	insecure  []string
-	cacheDir  string
-	noCache   bool
-	secrets   []string
-	sboms     string
-	sbomDir   string
-	signKey   string
-	keyless   bool
-	idToken   string
-	fulcioURL string
-	rekorURL  string
-	tlog      bool
+	tags     []string
+	push     bool
+	outputs  []string
+	insecure []string
+	cacheDir string
+
+	registryTimeout time.Duration
+	noCache         bool
+	secrets         []string
+	sboms           string
+	sbomDir         string
+	signKey         string
+	keyless         bool
+	idToken         string
+	fulcioURL       string
+	rekorURL        string
+	tlog            bool
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -82,6 +84,7 @@ Outputs (-o, repeatable):
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, tar:FILE or registry (repeatable)")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
+	f.DurationVar(&o.registryTimeout, "registry-timeout", registry.DefaultTimeout, "fail a registry request that makes no progress (no answer, no bytes moving) for this long; requests are retried on 429 and 5xx, honouring Retry-After")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
@@ -132,7 +135,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // pipeline request. Everything the user typed is checked here, before
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
-	client := &registry.Client{Insecure: o.insecure}
+	client := &registry.Client{Insecure: o.insecure, Timeout: o.registryTimeout}
 	p, merged, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err

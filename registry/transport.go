@@ -1,0 +1,238 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// DefaultTimeout is how long a registry may make no progress (no
+// connection, no response headers, no bytes read or written) before the
+// request fails.
+const DefaultTimeout = 60 * time.Second
+
+// retryBackoff is go-containerregistry's retry of failed requests and
+// whole blob uploads, over retrying's per-request one: 4 attempts, 1 s
+// doubling with jitter. Its default (3 attempts over ~4 s) gives up on a
+// registry that is briefly overloaded.
+var retryBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25, Steps: 4, Cap: 20 * time.Second}
+
+// retryStatus are the statuses retried: timeouts, rate limits and server
+// errors.
+var retryStatus = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+
+// maxRetryAfter caps how long a Retry-After header may make packer wait.
+var maxRetryAfter = 60 * time.Second
+
+// StallError is returned when a registry made no progress for the
+// timeout.
+type StallError struct {
+	Method, URL string
+	Timeout     time.Duration
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("the registry made no progress for %s on %s %s; it may be down or overloaded: try again, or raise --registry-timeout", e.Timeout, e.Method, e.URL)
+}
+
+// transport returns the client's HTTP transport: explicit connection
+// timeouts, a progress deadline on every request, and waits for
+// Retry-After (go-containerregistry's own retry, configured in
+// RemoteOptions, wraps it).
+func (c *Client) transport() http.RoundTripper {
+	c.once.Do(func() {
+		timeout := c.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		inner := c.Transport
+		if inner == nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+			t.TLSHandshakeTimeout = 15 * time.Second
+			t.ResponseHeaderTimeout = timeout
+			t.IdleConnTimeout = 90 * time.Second
+			t.ExpectContinueTimeout = time.Second
+			inner = t
+		}
+		c.rt = &retrying{inner: &progress{inner: inner, timeout: timeout}, attempts: 5, base: 250 * time.Millisecond}
+	})
+	return c.rt
+}
+
+// progress fails a request that makes no progress for timeout: the
+// deadline moves each time the request body is read (an upload going
+// out) or the response body is read (a download coming in).
+type progress struct {
+	inner   http.RoundTripper
+	timeout time.Duration
+}
+
+func (p *progress) RoundTrip(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	ctx, cancel := context.WithCancelCause(parent)
+	stall := &StallError{Method: req.Method, URL: req.URL.Redacted(), Timeout: p.timeout}
+	timer := time.AfterFunc(p.timeout, func() { cancel(stall) })
+	touch := func() { timer.Reset(p.timeout) }
+	req = req.Clone(ctx)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &touchReader{ReadCloser: req.Body, touch: touch}
+	}
+	resp, err := p.inner.RoundTrip(req)
+	if err != nil {
+		timer.Stop()
+		cause := context.Cause(ctx)
+		cancel(nil)
+		var ne net.Error
+		if errors.Is(cause, stall) || errors.As(err, &ne) && ne.Timeout() && parent.Err() == nil {
+			return nil, stall // ours, or the transport's wait for headers
+		}
+		return nil, err
+	}
+	touch()
+	resp.Body = &touchReader{ReadCloser: resp.Body, touch: touch, done: func() {
+		timer.Stop()
+		cancel(nil)
+	}, stalled: func() error {
+		if errors.Is(context.Cause(ctx), stall) {
+			return stall
+		}
+		return nil
+	}}
+	return resp, nil
+}
+
+// touchReader calls touch on every read, and done once on close.
+type touchReader struct {
+	io.ReadCloser
+	touch   func()
+	done    func()
+	stalled func() error
+	once    sync.Once
+}
+
+func (r *touchReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	if n > 0 {
+		r.touch()
+	}
+	if err != nil && err != io.EOF && r.stalled != nil {
+		if s := r.stalled(); s != nil {
+			return n, s
+		}
+	}
+	return n, err
+}
+
+func (r *touchReader) Close() error {
+	err := r.ReadCloser.Close()
+	if r.done != nil {
+		r.once.Do(r.done)
+	}
+	return err
+}
+
+// retrying sends a request again when the registry answered 429 or a 5xx
+// (or the connection broke) and the request can be sent again: no body,
+// or one it can rewind (manifests, and blob PATCHes from files). It waits
+// as Retry-After says when the answer has one (capped), else backs off
+// exponentially with jitter. go-containerregistry's retry, above it,
+// ignores Retry-After and redoes whole blob uploads; this layer makes
+// each request survive a flaky registry on its own.
+type retrying struct {
+	inner    http.RoundTripper
+	attempts int
+	base     time.Duration
+	// sleep waits d or until ctx ends (a variable for tests).
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	for attempt := 1; ; attempt++ {
+		resp, err := r.inner.RoundTrip(req)
+		if attempt >= r.attempts || !replayable || req.Context().Err() != nil {
+			return resp, err
+		}
+		var wait time.Duration
+		switch {
+		case err != nil:
+			var stall *StallError
+			if errors.As(err, &stall) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+				return resp, err
+			}
+			wait = backoff(r.base, attempt)
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
+			var ok bool
+			if wait, ok = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); !ok {
+				wait = backoff(r.base, attempt)
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+			resp.Body.Close()
+		default:
+			return resp, nil
+		}
+		sleep := r.sleep
+		if sleep == nil {
+			sleep = sleepCtx
+		}
+		if err := sleep(req.Context(), min(wait, maxRetryAfter)); err != nil {
+			return nil, err
+		}
+		if req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+	}
+}
+
+// backoff is base·2^(attempt-1), capped at 8 s, with ±25 % jitter.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << (attempt - 1)
+	if d > 8*time.Second || d <= 0 {
+		d = 8 * time.Second
+	}
+	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// parseRetryAfter reads Retry-After: seconds, or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

@@ -1,0 +1,148 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/packer-build/packer/oci"
+	"github.com/packer-build/packer/registry"
+)
+
+// faulty serves a real in-process registry behind fault for every
+// request (return true when it answered).
+func faulty(t *testing.T, fault func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fault(w, r) {
+			reg.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(s.Close)
+	u, _ := url.Parse(s.URL)
+	return u.Host
+}
+
+func pushRandom(t *testing.T, c *registry.Client, host string) error {
+	t.Helper()
+	img, err := random.Image(64<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := c.ParseTag(host + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Push(context.Background(), oci.Result(img), []name.Tag{tag}, oci.Attachments{})
+	return err
+}
+
+// TestPushThroughServerErrors: a registry failing 30 % of requests with
+// 503 (a fixed pseudo-random sequence) still takes the push.
+func TestPushThroughServerErrors(t *testing.T) {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	var failed atomic.Int64
+	host := faulty(t, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		fail := rng.Float64() < 0.3
+		mu.Unlock()
+		if fail {
+			failed.Add(1)
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	if err := pushRandom(t, &registry.Client{}, host); err != nil {
+		t.Fatalf("push through 503s: %v", err)
+	}
+	if failed.Load() == 0 {
+		t.Fatalf("no request failed: the test did not inject anything")
+	}
+	ref, err := name.ParseReference(host+"/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Image(ref); err != nil {
+		t.Errorf("the pushed tag does not resolve: %v", err)
+	}
+}
+
+// TestRetryAfterHonoured: two 429s with Retry-After: 3 on the manifest
+// PUT are waited out (≥ 6 s), and the push succeeds.
+func TestRetryAfterHonoured(t *testing.T) {
+	var mu sync.Mutex
+	var limited []time.Time
+	host := faulty(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(limited) < 2 {
+			limited = append(limited, time.Now())
+			w.Header().Set("Retry-After", "3")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	start := time.Now()
+	if err := pushRandom(t, &registry.Client{}, host); err != nil {
+		t.Fatalf("push through 429s: %v", err)
+	}
+	if len(limited) != 2 {
+		t.Fatalf("%d rate-limited answers, want 2", len(limited))
+	}
+	if gap := time.Since(limited[1]); gap < 3*time.Second {
+		t.Errorf("the retry after the second 429 came %s later, want ≥ 3s (Retry-After)", gap)
+	}
+	if d := limited[1].Sub(limited[0]); d < 3*time.Second {
+		t.Errorf("the second attempt came %s after the first 429, want ≥ 3s", d)
+	}
+	t.Logf("push with two Retry-After: 3 took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestStalledRegistry: a registry that stops answering fails the push
+// within the timeout (plus slack), naming the stall, instead of hanging.
+func TestStalledRegistry(t *testing.T) {
+	release := make(chan struct{})
+	host := faulty(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			<-release
+			return true
+		}
+		return false
+	})
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
+	start := time.Now()
+	err := pushRandom(t, &registry.Client{Timeout: 2 * time.Second}, host)
+	elapsed := time.Since(start)
+	var stall *registry.StallError
+	if !errors.As(err, &stall) {
+		t.Fatalf("push to a stalled registry: %v, want a StallError", err)
+	}
+	if elapsed > 2*time.Second+10*time.Second {
+		t.Errorf("failing took %s, want within the timeout plus 10s", elapsed)
+	}
+	if !strings.Contains(err.Error(), "made no progress for 2s") || !strings.HasSuffix(err.Error(), "raise --registry-timeout") || strings.Contains(err.Error(), "plain HTTP") {
+		t.Errorf("error %q does not say what happened and what to do", err)
+	}
+}
