@@ -51,6 +51,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (medians are reported)")
 	suites := flag.String("suite", "layer,ko,node,executor", "suites to run")
 	tree := flag.String("tree", "", "tree for the layer suite (default: GOROOT)")
+	rootfsCold := flag.Bool("rootfs-cold", false, "executor suite: count the base's unpack in every cold in-image build")
 	fixture := flag.String("fixture", "testdata/fixtures/go-server", "Go fixture for the ko suite")
 	flag.Parse()
 	fmt.Printf("# packer bench %s, %d runs each, medians\n", time.Now().UTC().Format("2006-01-02"), *runs)
@@ -64,7 +65,7 @@ func main() {
 		case "node":
 			err = nodeSuite(*packer, *runs)
 		case "executor":
-			err = executorSuite(*packer, *runs)
+			err = executorSuite(*packer, *runs, *rootfsCold)
 		default:
 			err = fmt.Errorf("unknown suite %q", s)
 		}
