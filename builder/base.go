@@ -294,3 +294,53 @@ func dpkgVersions(status []byte, names []string) map[string]string {
 	}
 	return out
 }
+
+// checkUser checks the image's user against the base: a name must be in
+// its passwd (group: its group file), or be packer's own non-root user,
+// which packer adds; scratch has no such files, so only numbers work
+// there. Running as root is allowed, with a warning.
+func checkUser(user, base string, facts *baseFacts) (warning string, err error) {
+	u, g, _ := strings.Cut(user, ":")
+	if u == "0" || u == "root" {
+		warning = "the image runs as root (user " + user + "): anything that breaks out of the app owns the container; use a non-root UID unless the app needs root"
+	}
+	var passwd, group []byte
+	switch {
+	case facts != nil:
+		passwd, group = facts.Passwd, facts.Group
+	case base == plan.BaseStatic:
+		passwd, group = []byte(passwdRoot+passwdNonRoot), []byte(groupRoot+groupNonRoot)
+	}
+	has := func(file []byte, name string) bool {
+		if name == NonRootName {
+			return true // packer adds it when the base lacks it
+		}
+		for _, line := range strings.Split(string(file), "\n") {
+			if f := strings.Split(line, ":"); len(f) >= 3 && f[0] == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		name, kind, file string
+		data             []byte
+	}{{u, "user", "/etc/passwd", passwd}, {g, "group", "/etc/group", group}} {
+		if c.name == "" || isNumber(c.name) {
+			continue
+		}
+		if !has(c.data, c.name) {
+			return warning, fmt.Errorf("%s %q is not in the base image's %s (%s), so the image could not start as %s: give a numeric UID[:GID], or a %s the base has", c.kind, c.name, c.file, base, user, c.kind)
+		}
+	}
+	return warning, nil
+}
+
+func isNumber(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -266,6 +266,15 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			return nil, nil, err
 		}
 	}
+	if b.plan.User != "" {
+		warn, err := checkUser(b.plan.User, b.plan.Base, facts)
+		if err != nil {
+			return nil, nil, err
+		}
+		if warn != "" && pl.String() == b.opts.Platforms[0].String() {
+			b.logf("warning: %s", warn)
+		}
+	}
 	if facts != nil && b.plan.User != "" {
 		if ents := userEntries(facts); ents != nil {
 			l, err := b.opts.Store.FromEntries(ctx, ents)

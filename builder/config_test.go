@@ -2,6 +2,7 @@ package builder
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,35 @@ func TestImageConfig(t *testing.T) {
 			ImageConfig(c, &tc.plan, arm, created, tc.extra)
 			tc.check(t, c)
 		})
+	}
+}
+
+// TestCheckUser: names must exist in the base (packer's nonroot always
+// does), numbers always work, root is warned about.
+func TestCheckUser(t *testing.T) {
+	facts := &baseFacts{Passwd: []byte("root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n"), Group: []byte("root:x:0:\nnode:x:1000:\n")}
+	for _, c := range []struct {
+		user, base string
+		facts      *baseFacts
+		warn, err  string
+	}{
+		{"65532:65532", "scratch", nil, "", ""},
+		{"node", "node:22", facts, "", ""},
+		{"node:node", "node:22", facts, "", ""},
+		{"nonroot", "node:22", facts, "", ""},
+		{"abc:def", "node:22", facts, "", `user "abc" is not in the base image's /etc/passwd (node:22)`},
+		{"node:staff", "node:22", facts, "", `group "staff" is not in the base image's /etc/group`},
+		{"app", "scratch", nil, "", `user "app" is not in the base image's /etc/passwd (scratch)`},
+		{"nonroot", "builtin:static", nil, "", ""},
+		{"0", "node:22", facts, "runs as root", ""},
+		{"root", "node:22", facts, "runs as root", ""},
+	} {
+		warn, err := checkUser(c.user, c.base, c.facts)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("checkUser(%q, %s) error %v, want %q", c.user, c.base, err, c.err)
+		}
+		if !strings.Contains(warn, c.warn) || c.warn == "" && warn != "" {
+			t.Errorf("checkUser(%q, %s) warning %q, want %q", c.user, c.base, warn, c.warn)
+		}
 	}
 }

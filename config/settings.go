@@ -2,10 +2,14 @@ package config
 
 import (
 	"fmt"
+	"path"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/packer-build/packer/plan"
 )
@@ -99,12 +103,18 @@ var Settings = []Setting{
 		Parse: command, File: func(f *File) (any, bool) { return f.Cmd, f.Cmd != nil },
 		Apply: func(p *plan.Plan, v any, _ string) { p.Cmd = v.([]string) }},
 	{Key: "user", TOML: "user", Env: "PACKER_USER", Flag: "user", Short: "u",
-		Usage: "user the image runs as (UID[:GID])",
-		Parse: str, File: func(f *File) (any, bool) { return f.User, f.User != "" },
+		Usage: "user the image runs as (UID[:GID], or names the base's /etc/passwd and /etc/group have)",
+		Parse: parseUser, File: func(f *File) (any, bool) { return f.User, f.User != "" },
 		Apply: func(p *plan.Plan, v any, _ string) { p.User = v.(string) }},
 	{Key: "workingDir", TOML: "workdir", Env: "PACKER_WORKDIR", Flag: "workdir", Short: "w",
-		Usage: "working directory in the image",
-		Parse: str, File: func(f *File) (any, bool) { return f.Workdir, f.Workdir != "" },
+		Usage: "working directory in the image (an absolute path)",
+		Parse: func(vals []string) (any, error) {
+			v := vals[len(vals)-1]
+			if !path.IsAbs(v) {
+				return nil, fmt.Errorf("%q is not an absolute path: the image's working directory starts with / (e.g. /app)", v)
+			}
+			return path.Clean(v), nil
+		}, File: func(f *File) (any, bool) { return f.Workdir, f.Workdir != "" },
 		Apply: func(p *plan.Plan, v any, _ string) { p.WorkingDir = v.(string) }},
 	{Key: "ports", TOML: "ports", Env: "PACKER_PORT", Flag: "port", Short: "p", Repeat: true,
 		Usage: "port the app listens on (sets PORT to the first; repeatable, or a comma list)",
@@ -131,8 +141,8 @@ var Settings = []Setting{
 		File:  func(f *File) (any, bool) { return f.Platforms, f.Platforms != nil },
 		Apply: func(p *plan.Plan, v any, _ string) { p.Platforms = v.([]string) }},
 	{Key: "stopSignal", TOML: "stop_signal", Env: "PACKER_STOP_SIGNAL", Flag: "stop-signal",
-		Usage: "signal that stops the container (e.g. SIGINT)",
-		Parse: str, File: func(f *File) (any, bool) { return f.StopSignal, f.StopSignal != "" },
+		Usage: "signal that stops the container (e.g. SIGINT, or its number)",
+		Parse: parseSignal, File: func(f *File) (any, bool) { return f.StopSignal, f.StopSignal != "" },
 		Apply: func(p *plan.Plan, v any, _ string) { p.StopSignal = v.(string) }},
 	{Key: "system.build", TOML: "system.build", Env: "PACKER_SYSTEM_BUILD", Flag: "system-build", Repeat: true,
 		Usage: "distribution packages (apt, apk) installed inside the image while the steps run only, e.g. libpq-dev (repeatable, or a comma list); added to those packer knows a module needs",
@@ -156,6 +166,39 @@ var Settings = []Setting{
 		},
 		File:  func(f *File) (any, bool) { return f.Volumes, f.Volumes != nil },
 		Apply: func(p *plan.Plan, v any, _ string) { p.Volumes = v.([]string) }},
+}
+
+var userRe = regexp.MustCompile(`^(\d+|[a-z_][a-z0-9_.-]*)(:(\d+|[a-z_][a-z0-9_.-]*))?$`)
+
+// parseUser checks UID[:GID] (numbers or user and group names; the
+// builder checks names against the base's passwd and group files).
+func parseUser(vals []string) (any, error) {
+	v := vals[len(vals)-1]
+	if v != "" && !userRe.MatchString(v) {
+		return nil, fmt.Errorf("%q is not UID[:GID]: give numbers (65532:65532) or user and group names the base image has", v)
+	}
+	return v, nil
+}
+
+var rtSignal = regexp.MustCompile(`^SIGRTM(IN|AX)([+-]\d+)?$`)
+
+// parseSignal accepts what docker does: SIGTERM, TERM, 15, SIGRTMIN+3.
+func parseSignal(vals []string) (any, error) {
+	v := vals[len(vals)-1]
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 1 || n > 64 {
+			return nil, fmt.Errorf("signal %d is out of range 1-64", n)
+		}
+		return v, nil
+	}
+	name := strings.ToUpper(v)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if unix.SignalNum(name) == 0 && !rtSignal.MatchString(name) {
+		return nil, fmt.Errorf("%q is not a signal: use a name such as SIGTERM, SIGINT or SIGQUIT, or a number", v)
+	}
+	return name, nil
 }
 
 // packages parses package lists: repeatable, comma separated.

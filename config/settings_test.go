@@ -116,3 +116,43 @@ func TestBadSystemPackage(t *testing.T) {
 		t.Fatalf("Parse() = %v", err)
 	}
 }
+
+// TestSettingValidation: values docker would refuse are refused, naming
+// the value and what to give instead; the ones it takes are normalised.
+func TestSettingValidation(t *testing.T) {
+	for _, c := range []struct {
+		key, value, want string
+	}{
+		{"user", "abc:def", ""},
+		{"user", "65532", ""},
+		{"user", "1000:1000", ""},
+		{"user", "a b", `"a b" is not UID[:GID]`},
+		{"user", "1000:", `"1000:" is not UID[:GID]`},
+		{"user", "-1", `"-1" is not UID[:GID]`},
+		{"stopSignal", "SIGINT", ""},
+		{"stopSignal", "quit", ""},
+		{"stopSignal", "15", ""},
+		{"stopSignal", "SIGRTMIN+3", ""},
+		{"stopSignal", "SIGNOPE", `"SIGNOPE" is not a signal`},
+		{"stopSignal", "99", "signal 99 is out of range 1-64"},
+		{"workingDir", "/srv/app/", ""},
+		{"workingDir", "relative/dir", `"relative/dir" is not an absolute path`},
+	} {
+		s, _ := SettingFor(c.key)
+		v, err := s.Parse([]string{c.value})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %q: %v", c.key, c.value, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s %q = %v, %v; want an error containing %q", c.key, c.value, v, err, c.want)
+		}
+	}
+	s, _ := SettingFor("stopSignal")
+	if v, _ := s.Parse([]string{"quit"}); v != "SIGQUIT" {
+		t.Errorf("stop signal quit = %v, want SIGQUIT", v)
+	}
+	s, _ = SettingFor("workingDir")
+	if v, _ := s.Parse([]string{"/srv/app/"}); v != "/srv/app" {
+		t.Errorf("workdir /srv/app/ = %v, want /srv/app", v)
+	}
+}

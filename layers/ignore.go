@@ -147,13 +147,15 @@ type SecretFile struct {
 func LoadIgnore(dir string, provider, user []string) (*Ignore, error) {
 	var rest []string
 	rest = append(rest, provider...)
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	raw, err := os.ReadFile(filepath.Join(dir, ".dockerignore"))
 	switch {
 	case err == nil:
-		userPatterns, rerr := ignorefile.ReadAll(f)
-		f.Close()
+		userPatterns, rerr := ignorefile.ReadAll(bytes.NewReader(raw))
 		if rerr != nil {
 			return nil, fmt.Errorf("reading .dockerignore: %w; fix the pattern it names", rerr)
+		}
+		if err := checkIgnoreLines(raw); err != nil {
+			return nil, err
 		}
 		rest = append(rest, userPatterns...)
 	case errors.Is(err, fs.ErrNotExist):
@@ -161,6 +163,21 @@ func LoadIgnore(dir string, provider, user []string) (*Ignore, error) {
 		return nil, fmt.Errorf("reading .dockerignore: %w", err)
 	}
 	return ContextIgnore(append(rest, user...))
+}
+
+// checkIgnoreLines names the first .dockerignore line whose pattern is
+// not valid, with the pattern (the matcher's own error names neither).
+func checkIgnoreLines(raw []byte) error {
+	for i, line := range strings.Split(string(raw), "\n") {
+		pats, err := ignorefile.ReadAll(strings.NewReader(line))
+		if err != nil || len(pats) == 0 {
+			continue
+		}
+		if _, err := patternmatcher.New(pats); err != nil {
+			return fmt.Errorf(".dockerignore:%d: invalid pattern %q: %w; fix or remove that line", i+1, strings.TrimSpace(line), err)
+		}
+	}
+	return nil
 }
 
 // ContextIgnore builds the Ignore of a build context from patterns in
