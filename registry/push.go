@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -55,9 +56,9 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		}
 		pushed = append(pushed, dig)
 	}
-	for _, t := range tags {
+	for i, t := range tags {
 		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
-			return nil, explain("tagging "+t.String(), t.RegistryStr(), err)
+			return nil, &TagError{Moved: tags[:i], NotMoved: tags[i:], Digest: d.String(), Err: explain("tagging "+t.String(), t.RegistryStr(), err)}
 		}
 	}
 	return pushed, nil
@@ -72,3 +73,27 @@ func write(ref name.Reference, res oci.Result, opts []remote.Option) error {
 	}
 	return fmt.Errorf("cannot push %T", res)
 }
+
+// TagError is a push whose image and attachments all arrived, but whose
+// tags moved only in part: it says which did and which did not.
+type TagError struct {
+	Moved, NotMoved []name.Tag
+	Digest          string
+	Err             error
+}
+
+func (e *TagError) Error() string {
+	list := func(ts []name.Tag) string {
+		if len(ts) == 0 {
+			return "none"
+		}
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.String())
+		}
+		return strings.Join(out, ", ")
+	}
+	return fmt.Sprintf("%v; the image is pushed (%s), tags moved: %s; not moved: %s; push again to move the rest", e.Err, e.Digest, list(e.Moved), list(e.NotMoved))
+}
+
+func (e *TagError) Unwrap() error { return e.Err }

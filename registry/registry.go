@@ -193,6 +193,9 @@ func resolveLayout(ref string, p v1.Platform) (v1.Image, *oci.BaseInfo, error) {
 	var names []string
 	for _, d := range im.Manifests {
 		n := d.Annotations["org.opencontainers.image.ref.name"]
+		if d.ArtifactType != "" && n == "" {
+			continue // a referrer (an SBOM, a signature) packer stored beside the image
+		}
 		names = append(names, n)
 		if tag == "" || n == tag {
 			found = append(found, d)
@@ -200,7 +203,7 @@ func resolveLayout(ref string, p v1.Platform) (v1.Image, *oci.BaseInfo, error) {
 	}
 	if len(found) != 1 {
 		if tag == "" {
-			return nil, nil, fmt.Errorf("OCI layout %s holds %d images; name one as oci:%s:TAG (tags: %s)", dir, len(im.Manifests), dir, strings.Join(names, ", "))
+			return nil, nil, fmt.Errorf("OCI layout %s holds %d images; name one as oci:%s:TAG (tags: %s)", dir, len(found), dir, strings.Join(names, ", "))
 		}
 		return nil, nil, fmt.Errorf("OCI layout %s has no image tagged %q (tags: %s)", dir, tag, strings.Join(names, ", "))
 	}

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -144,5 +150,74 @@ func TestStalledRegistry(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "made no progress for 2s") || !strings.HasSuffix(err.Error(), "raise --registry-timeout") || strings.Contains(err.Error(), "plain HTTP") {
 		t.Errorf("error %q does not say what happened and what to do", err)
+	}
+}
+
+// TestLayoutBaseWithReferrers: a layout packer wrote (the image tagged,
+// its SBOM referrers beside it, untagged with an artifactType) is a base
+// without naming the tag.
+func TestLayoutBaseWithReferrers(t *testing.T) {
+	dir := t.TempDir()
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(sbom, layout.WithAnnotations(map[string]string{"org.opencontainers.image.created": "1970-01-01T00:00:00Z"})); err != nil {
+		t.Fatal(err)
+	}
+	// Mark the second one as a referrer, as packer's layouts do.
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	im.Manifests[1].ArtifactType = "application/spdx+json"
+	raw, _ := json.Marshal(im)
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	got, _, err := (&registry.Client{}).Resolve(context.Background(), "oci:"+dir, v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture})
+	if err != nil {
+		t.Fatalf("Resolve(oci:DIR) = %v", err)
+	}
+	want, _ := img.Digest()
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("resolved %s, want the tagged image %s", d, want)
+	}
+}
+
+// TestPartialTagsNamed: when the second tag's PUT fails, the error says
+// the first moved and the second did not.
+func TestPartialTagsNamed(t *testing.T) {
+	host := faulty(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/v2") {
+			http.Error(w, "denied", http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+	c := &registry.Client{}
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1tag, _ := c.ParseTag(host + "/app:v1")
+	v2tag, _ := c.ParseTag(host + "/app:v2")
+	_, err = c.Push(context.Background(), oci.Result(img), []name.Tag{v1tag, v2tag}, oci.Attachments{})
+	var te *registry.TagError
+	if !errors.As(err, &te) {
+		t.Fatalf("push = %v, want a TagError", err)
+	}
+	if !strings.Contains(err.Error(), "tags moved: "+host+"/app:v1; not moved: "+host+"/app:v2") {
+		t.Errorf("error %q does not name the moved and unmoved tags", err)
 	}
 }
