@@ -2,8 +2,11 @@ package buildargs
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -212,6 +215,10 @@ func TestGuard(t *testing.T) {
 		{"across a read boundary", []layers.Entry{{Name: "/app/big.bin", Mode: 0o644, Data: append(append([]byte{}, big...), []byte("_authToken="+canary)...)}}, nil, "layer app", "app/big.bin"},
 		{"in a file name", []layers.Entry{{Name: "/app/_authToken=" + canary, Mode: 0o644}}, nil, "layer app", "app/****"},
 		{"in the config", nil, []string{"LEAK=//r/:_authToken=" + canary}, "config", ""},
+		{"base64", []layers.Entry{{Name: "/app/t.b64", Mode: 0o644, Data: []byte(base64.StdEncoding.EncodeToString([]byte(canary)))}}, nil, "layer app", "app/t.b64"},
+		{"base64 url, unpadded", []layers.Entry{{Name: "/app/t.txt", Mode: 0o644, Data: []byte("x=" + base64.RawURLEncoding.EncodeToString([]byte(canary)))}}, nil, "layer app", "app/t.txt"},
+		{"inside a base64 auth field", []layers.Entry{{Name: "/app/config.json", Mode: 0o644, Data: []byte(`{"auths":{"r":{"auth":"` + base64.StdEncoding.EncodeToString([]byte("user:"+canary)) + `"}}}`)}}, nil, "layer app", "app/config.json"},
+		{"hex", []layers.Entry{{Name: "/app/t.hex", Mode: 0o644, Data: []byte(hex.EncodeToString([]byte(canary)))}}, nil, "layer app", "app/t.hex"},
 	} {
 		t.Run(tc.description, func(t *testing.T) {
 			err := guardImage(t, ss, tc.entries, tc.env)
@@ -293,5 +300,24 @@ func TestGuardedValuesPEM(t *testing.T) {
 	}
 	if got["MIIBcertificatebody"] {
 		t.Errorf("guardedValues() guards a public certificate's line")
+	}
+}
+
+// TestGuardPercentEncoded: a password with reserved characters, written
+// percent-encoded (into a URL), is found although its plain form is not
+// in the file.
+func TestGuardPercentEncoded(t *testing.T) {
+	pw := "p@ss/w0rd+x=1"
+	ss := Secrets{{ID: "db", value: []byte(pw)}}
+	for _, form := range []string{url.QueryEscape(pw), url.PathEscape(pw)} {
+		data := []byte("DATABASE_URL=postgres://app:" + form + "@db/app")
+		if bytes.Contains(data, []byte(pw)) {
+			t.Fatalf("the test's file holds the plain value")
+		}
+		err := guardImage(t, ss, []layers.Entry{{Name: "/app/.config", Mode: 0o644, Data: data}}, nil)
+		var leak *LeakError
+		if !errors.As(err, &leak) || leak.Secret != "db" {
+			t.Errorf("%s: Guard() = %v, want the db secret found", form, err)
+		}
 	}
 }

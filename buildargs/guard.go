@@ -3,9 +3,12 @@ package buildargs
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -39,9 +42,11 @@ func (ss Secrets) Guard(img v1.Image, layers map[v1.Hash]string) error {
 	maxLen := 0
 	for _, s := range ss {
 		for _, v := range guardedValues(s.value) {
-			needles = append(needles, needle{s.ID, v})
-			if len(v) > maxLen {
-				maxLen = len(v)
+			for _, form := range append([][]byte{v}, encodedForms(v)...) {
+				needles = append(needles, needle{s.ID, form})
+				if len(form) > maxLen {
+					maxLen = len(form)
+				}
 			}
 		}
 	}
@@ -141,4 +146,45 @@ func scanLayer(l v1.Layer, name string, find func([]byte) string, maxLen int) er
 			}
 		}
 	}
+}
+
+// maxEncoded is the longest value whose encoded forms are looked for
+// (a token, a password, a key line; not a whole CA bundle).
+const maxEncoded = 4 << 10
+
+// encodedForms are the ways a value is commonly written down encoded:
+// base64 (standard and URL alphabets, padded or not, and as it reads
+// inside a longer base64 text at each of the three byte alignments, as
+// a token does in an "auth" field's user:token), hex (both cases), and
+// percent-encoding (query and path forms).
+func encodedForms(v []byte) [][]byte {
+	if len(v) < MinGuardedLen || len(v) > maxEncoded {
+		return nil
+	}
+	seen := map[string]bool{string(v): true}
+	var out [][]byte
+	add := func(s string) {
+		if len(s) >= MinGuardedLen+2 && !seen[s] {
+			seen[s] = true
+			out = append(out, []byte(s))
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		add(enc.EncodeToString(v))
+		raw := enc.WithPadding(base64.NoPadding)
+		for k := 0; k < 3; k++ {
+			// k unknown bytes before v: the characters that depend on v
+			// alone start at ceil(8k/6) and end at floor(8(k+n)/6).
+			e := raw.EncodeToString(append(make([]byte, k), v...))
+			start, end := (8*k+5)/6, 8*(k+len(v))/6
+			if end > start {
+				add(e[start:end])
+			}
+		}
+	}
+	add(hex.EncodeToString(v))
+	add(strings.ToUpper(hex.EncodeToString(v)))
+	add(url.QueryEscape(string(v)))
+	add(url.PathEscape(string(v)))
+	return out
 }
