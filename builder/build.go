@@ -213,6 +213,12 @@ func (b *builder) logf(format string, args ...any) {
 func (b *builder) noteSecrets() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, n := range b.ignore.Notes() {
+		if !b.logged["note\x00"+n] {
+			b.logged["note\x00"+n] = true
+			b.logf("warning: %s", n)
+		}
+	}
 	all := b.ignore.Secrets()
 	b.report.Secrets = all
 	for _, s := range all {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -127,6 +128,37 @@ type secretRecord struct {
 	mu       sync.Mutex
 	seen     map[string]bool
 	reported []SecretFile
+	// notes are what the context walk shipped differently from the disk
+	// or left out without a pattern (Collect), by path.
+	notes map[string]string
+}
+
+// note records a context note for rel (once per path).
+func (ig *Ignore) note(rel, msg string) {
+	if ig == nil || ig.rec == nil {
+		return
+	}
+	ig.rec.mu.Lock()
+	defer ig.rec.mu.Unlock()
+	if ig.rec.notes == nil {
+		ig.rec.notes = map[string]string{}
+	}
+	ig.rec.notes[rel] = msg
+}
+
+// Notes returns the context notes met so far, sorted by path: hard links
+// shipped as copies, dangling symlinks, special files left out.
+func (ig *Ignore) Notes() []string {
+	if ig == nil || ig.rec == nil {
+		return nil
+	}
+	ig.rec.mu.Lock()
+	defer ig.rec.mu.Unlock()
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(ig.rec.notes)) {
+		out = append(out, ig.rec.notes[k])
+	}
+	return out
 }
 
 // SecretFile is a context path that looks like a secret.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // File is one entry of a layer source.
@@ -49,6 +50,14 @@ func Collect(root string, ig *Ignore, include []string) ([]File, error) {
 	}
 	seen := map[string]bool{}
 	var out []File
+	// Hard links: how many of each inode's links the walk met, and the
+	// first one's path.
+	type inode struct {
+		nlink, met int
+		rel        string
+	}
+	inodes := map[[2]uint64]*inode{}
+	var special []string
 	for _, inc := range include {
 		inc = path.Clean(filepath.ToSlash(inc))
 		start := filepath.Join(root, filepath.FromSlash(inc))
@@ -101,6 +110,13 @@ func Collect(root string, ig *Ignore, include []string) ([]File, error) {
 					return unreadable(rel, err)
 				}
 				r.Close()
+				if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+					k := [2]uint64{uint64(st.Dev), st.Ino}
+					if inodes[k] == nil {
+						inodes[k] = &inode{nlink: int(st.Nlink), rel: rel}
+					}
+					inodes[k].met++
+				}
 			case info.IsDir():
 				// Checked by WalkDir when it reads the directory.
 			case info.Mode()&fs.ModeSymlink != 0:
@@ -113,8 +129,12 @@ func Collect(root string, ig *Ignore, include []string) ([]File, error) {
 					return err
 				}
 				f.Link = link
+				if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+					ig.note(rel, fmt.Sprintf("%s is a symlink to %s, which does not exist: it ships dangling (remove it or add it to .dockerignore)", rel, target))
+				}
 			default:
-				return nil // sockets, devices, pipes
+				special = append(special, rel) // sockets, devices, pipes
+				return nil
 			}
 			seen[rel] = true
 			out = append(out, f)
@@ -123,6 +143,15 @@ func Collect(root string, ig *Ignore, include []string) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	for _, in := range inodes {
+		if in.met < in.nlink {
+			ig.note(in.rel, fmt.Sprintf("%s is a hard link whose other links are outside the context (or left out): its content ships as a regular file", in.rel))
+		}
+	}
+	if len(special) > 0 {
+		sort.Strings(special)
+		ig.note(special[0], "left out special files (sockets, devices, pipes), which a layer cannot hold: "+strings.Join(special, ", "))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
 	return out, nil
