@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/packer-build/packer/cmd/packer/cmd.Version=$(VERSION)
 PKGS      := ./...
 ERRCHECK  := github.com/kisielk/errcheck@v1.30.0
 
-.PHONY: help build demo test unit e2e bench lint fmt deps clean
+.PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ unit: ## unit tests only (no external tools)
 
 e2e: deps ## end-to-end tests against real tools
 	PATH="$$(./scripts/tools.sh):$$PATH" $(GO) test -count=1 -v ./e2e/
+
+fuzz: ## every fuzz target for FUZZTIME each (default 30s); crashers land in testdata/fuzz and become regression tests
+	./scripts/fuzz.sh
 
 bench: build ## benchmarks with baselines measured in the same run (see BENCHMARKS.md)
 	./scripts/bench.sh

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -84,7 +85,7 @@ func ParseEnvFile(name string, r io.Reader, env Lookup) ([]KV, error) {
 			return nil, fmt.Errorf("%s:%d: no variable name before '='; write KEY=VALUE", name, line)
 		}
 		if strings.ContainsAny(k, " \t") {
-			return nil, fmt.Errorf("%s:%d: variable %q contains whitespace; write KEY=VALUE", name, line, k)
+			return nil, fmt.Errorf("%s:%d: variable %s contains whitespace; write KEY=VALUE (is %s an env file?)", name, line, clip(k), name)
 		}
 		if !hasValue {
 			val, ok := env(k)
@@ -99,6 +100,15 @@ func ParseEnvFile(name string, r io.Reader, env Lookup) ([]KV, error) {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// clip quotes s for an error message, cut to 40 bytes: a line of a
+// binary or minified file must not flood the terminal.
+func clip(s string) string {
+	if len(s) <= 40 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:40]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 // ReadEnvFile opens and parses an env file.
