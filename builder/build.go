@@ -143,6 +143,9 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkManifestsKept(dir, p, ig); err != nil {
+		return nil, nil, err
+	}
 	b := &builder{
 		dir: dir, plan: p, opts: opts, ignore: ig, log: opts.Log,
 		report:   &Report{Layers: map[string][]LayerReport{}, Executors: map[string]Choice{}},
@@ -180,6 +183,36 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 		return nil, nil, err
 	}
 	return &oci.Built{Result: res, Images: imgs}, b.report, nil
+}
+
+// manifests are the files detection reads an app by; the build needs them
+// in the context as well.
+var manifests = []string{"go.mod", "go.sum", "go.work", "package.json", "pyproject.toml", "requirements.txt", "Pipfile"}
+
+// checkManifestsKept fails when the context's patterns (.dockerignore,
+// packer.toml exclude) leave out a file the plan was made from or its
+// steps read: detection reads the directory itself, the build only what
+// the context keeps, and the toolchain's error would not say why.
+func checkManifestsKept(dir string, p *plan.Plan, ig *layers.Ignore) error {
+	names := slices.Clone(manifests)
+	for _, s := range p.Steps {
+		for _, in := range s.Inputs {
+			// Lockfiles only: a step's other inputs (.npmrc, pip.conf)
+			// may be left out on purpose, and the secret rules do so.
+			if !strings.ContainsAny(in, "*?[!") && strings.Contains(path.Base(in), "lock") {
+				names = append(names, in)
+			}
+		}
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(n))); err != nil {
+			continue
+		}
+		if excluded, _, err := ig.Excluded(n, false); err == nil && excluded {
+			return fmt.Errorf("%s is left out of the build context (by .dockerignore or packer.toml's exclude), but the %s build needs it: remove the pattern that matches it, or add a !%s line to .dockerignore", n, p.Provider, n)
+		}
+	}
+	return nil
 }
 
 // assemble is the one image, or an index of several (a Docker manifest
