@@ -5,6 +5,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -38,9 +40,14 @@ type Client struct {
 	// Timeout is how long a registry may make no progress before a
 	// request fails; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// CAFile holds PEM certificates trusted for registries besides the
+	// system's (a private CA); "" means the system's only (and
+	// SSL_CERT_FILE, which Go reads).
+	CAFile string
 
-	once sync.Once
-	rt   http.RoundTripper
+	once  sync.Once
+	rt    http.RoundTripper
+	caErr error
 }
 
 func (c *Client) keychain() authn.Keychain {
@@ -112,10 +119,18 @@ func (c *Client) isInsecure(host string) bool {
 	return false
 }
 
+// Check reports a client setting that cannot work (an unreadable CA
+// file), before anything is built.
+func (c *Client) Check() error {
+	c.transport()
+	return c.caErr
+}
+
 // RemoteOptions are the go-containerregistry options for reaching
 // registries as this client does: credentials from its keychain (packer's
 // environment credentials, then the docker config and credential helpers).
 func (c *Client) RemoteOptions(ctx context.Context) []remote.Option {
+	c.transport() // reads CAFile once
 	return []remote.Option{
 		remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain()),
 		remote.WithTransport(c.transport()),
@@ -278,6 +293,15 @@ func explain(what, reg string, err error) error {
 			return &hinted{fmt.Sprintf("%s: not found on %s; check the name and tag", what, reg), err}
 		}
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	var unknown x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknown) || errors.As(err, &verify) && errors.As(verify.Err, &unknown) {
+		return &hinted{fmt.Sprintf("%s: %s's certificate is not signed by a certificate authority this machine trusts (%v): pass --registry-ca FILE with its CA in PEM, or set SSL_CERT_FILE", what, reg, err), err}
+	}
+	var herr x509.HostnameError
+	if errors.As(err, &herr) {
+		return &hinted{fmt.Sprintf("%s: %s's certificate is for another name (%v): reach it by a name its certificate holds", what, reg, err), err}
 	}
 	var stall *StallError
 	if errors.As(err, &stall) {

@@ -2,12 +2,15 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -63,6 +66,20 @@ func (c *Client) transport() http.RoundTripper {
 			t.ResponseHeaderTimeout = timeout
 			t.IdleConnTimeout = 90 * time.Second
 			t.ExpectContinueTimeout = time.Second
+			if c.CAFile != "" {
+				pool, err := x509.SystemCertPool()
+				if err != nil || pool == nil {
+					pool = x509.NewCertPool()
+				}
+				pem, err := os.ReadFile(c.CAFile)
+				switch {
+				case err != nil:
+					c.caErr = fmt.Errorf("--registry-ca: %w", err)
+				case !pool.AppendCertsFromPEM(pem):
+					c.caErr = fmt.Errorf("--registry-ca %s holds no PEM certificate; give the registry's CA certificate in PEM", c.CAFile)
+				}
+				t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			}
 			inner = t
 		}
 		c.rt = &retrying{inner: &progress{inner: inner, timeout: timeout}, attempts: 5, base: 250 * time.Millisecond}

@@ -2,11 +2,20 @@ package registry_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -219,5 +228,59 @@ func TestPartialTagsNamed(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "tags moved: "+host+"/app:v1; not moved: "+host+"/app:v2") {
 		t.Errorf("error %q does not name the moved and unmoved tags", err)
+	}
+}
+
+// TestPrivateCARegistry: a registry whose certificate a private CA
+// signed is refused with a hint naming --registry-ca, and reached with
+// it.
+func TestPrivateCARegistry(t *testing.T) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "packer test CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	// 127.0.0.2: a loopback address packer does not treat as plain HTTP.
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.2")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	leafDER, err := x509.CreateCertificate(crand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("SKIP: cannot listen on 127.0.0.2: %v", err)
+	}
+	s := httptest.NewUnstartedServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	s.Listener.Close()
+	s.Listener = ln
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	host := ln.Addr().String()
+
+	err = pushRandom(t, &registry.Client{}, host)
+	if err == nil || !strings.Contains(err.Error(), "not signed by a certificate authority this machine trusts") || !strings.Contains(err.Error(), "--registry-ca FILE") || strings.Contains(err.Error(), "--insecure-registry") {
+		t.Fatalf("push to a private-CA registry without its CA: %v; want the --registry-ca hint", err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &registry.Client{CAFile: caFile}
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pushRandom(t, c, host); err != nil {
+		t.Fatalf("push with --registry-ca: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	os.WriteFile(bad, []byte("not a certificate"), 0o644)
+	if err := (&registry.Client{CAFile: bad}).Check(); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("Check() with a non-PEM CA file = %v", err)
 	}
 }

@@ -38,6 +38,7 @@ type buildOptions struct {
 	cacheDir string
 
 	registryTimeout time.Duration
+	registryCA      string
 	noCache         bool
 	secrets         []string
 	sboms           string
@@ -84,6 +85,7 @@ Outputs (-o, repeatable):
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, tar:FILE or registry (repeatable)")
 	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
+	f.StringVar(&o.registryCA, "registry-ca", "", "PEM file of certificate authorities trusted for registries, besides the system's (a registry with a private CA; SSL_CERT_FILE works too)")
 	f.DurationVar(&o.registryTimeout, "registry-timeout", registry.DefaultTimeout, "fail a registry request that makes no progress (no answer, no bytes moving) for this long; requests are retried on 429 and 5xx, honouring Retry-After")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
@@ -135,7 +137,10 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // pipeline request. Everything the user typed is checked here, before
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
-	client := &registry.Client{Insecure: o.insecure, Timeout: o.registryTimeout}
+	client := &registry.Client{Insecure: o.insecure, Timeout: o.registryTimeout, CAFile: o.registryCA}
+	if err := client.Check(); err != nil {
+		return nil, err
+	}
 	p, merged, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err
