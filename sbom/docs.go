@@ -2,10 +2,11 @@ package sbom
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Media and artifact types of the documents.
@@ -22,12 +23,10 @@ type Subject struct {
 	Tool    string // "packer VERSION"
 }
 
-// uuid5 returns a deterministic RFC 4122 version-5 style UUID for s.
+// uuid5 returns the RFC 4122 version-5 UUID of s (SHA-1 in the URL
+// namespace), so a document's serial number follows from its subject.
 func uuid5(s string) string {
-	h := sha1.Sum([]byte("packer-sbom:" + s))
-	h[6] = (h[6] & 0x0f) | 0x50
-	h[8] = (h[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("urn:packer-sbom:"+s)).String()
 }
 
 func marshal(v any) ([]byte, error) {
