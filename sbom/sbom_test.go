@@ -85,7 +85,7 @@ func TestScan(t *testing.T) {
 	}
 	for _, want := range []string{
 		"pkg:deb/debian/libc6@2.41-12?arch=amd64&distro=debian-13",
-		"pkg:deb/debian/tzdata@2025b-4+deb13u1?arch=all&distro=debian-13",
+		"pkg:deb/debian/tzdata@2025b-4%2Bdeb13u1?arch=all&distro=debian-13", // + percent-encoded, as the purl spec and syft write it
 		"pkg:npm/express@4.21.2",
 		"pkg:npm/%40types/node@22.1.0",
 		"pkg:pypi/flask@3.1.0",

@@ -15,9 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net/url"
 	"path"
 	"regexp"
 	"runtime/debug"
@@ -25,6 +23,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/package-url/packageurl-go"
 
 	"github.com/packer-build/packer/layers"
 )
@@ -255,14 +254,23 @@ func osRelease(bs ...[]byte) distroInfo {
 	return distroInfo{}
 }
 
-func (d distroInfo) qualifier() string {
-	if d.id == "" {
-		return ""
+// qualifiers are a distribution package's purl qualifiers: its
+// architecture and the distribution (debian-13).
+func (d distroInfo) qualifiers(arch string) packageurl.Qualifiers {
+	q := map[string]string{"arch": arch}
+	switch {
+	case d.id != "" && d.version != "":
+		q["distro"] = d.id + "-" + d.version
+	case d.id != "":
+		q["distro"] = d.id
 	}
-	if d.version == "" {
-		return "&distro=" + d.id
-	}
-	return "&distro=" + d.id + "-" + d.version
+	return packageurl.QualifiersFromMap(q)
+}
+
+// purl is a package URL, written by packageurl-go (its escaping and
+// qualifier order follow the spec).
+func purl(typ, namespace, name, version string, q packageurl.Qualifiers) string {
+	return packageurl.NewPackageURL(typ, namespace, name, version, q, "").ToString()
 }
 
 func stanzas(b []byte) []map[string]string {
@@ -311,8 +319,7 @@ func dpkg(b []byte, d distroInfo, p string) []Component {
 		if name == "" || ver == "" {
 			continue
 		}
-		purl := fmt.Sprintf("pkg:deb/%s/%s@%s?arch=%s%s", ns, name, url.PathEscape(ver), s["Architecture"], d.qualifier())
-		out = append(out, Component{Type: "deb", Name: name, Version: ver, PURL: purl, Path: p})
+		out = append(out, Component{Type: "deb", Name: name, Version: ver, PURL: purl(packageurl.TypeDebian, ns, name, ver, d.qualifiers(s["Architecture"])), Path: p})
 	}
 	return out
 }
@@ -339,7 +346,7 @@ func apk(b []byte, d distroInfo, p string) []Component {
 			}
 		}
 		if name != "" && ver != "" {
-			out = append(out, Component{Type: "apk", Name: name, Version: ver, PURL: fmt.Sprintf("pkg:apk/%s/%s@%s?arch=%s%s", ns, name, url.PathEscape(ver), arch, d.qualifier()), Path: p})
+			out = append(out, Component{Type: "apk", Name: name, Version: ver, PURL: purl(packageurl.TypeApk, ns, name, ver, d.qualifiers(arch)), Path: p})
 		}
 	}
 	return out
@@ -390,12 +397,12 @@ func npm(b []byte, p string, integrity map[string]string) (Component, bool) {
 	if !(strings.HasSuffix(dir, "/"+pkg.Name) || dir == pkg.Name || !strings.Contains(dir, "node_modules/") && !strings.Contains(dir, "nodejs/")) {
 		return Component{}, false
 	}
-	name := pkg.Name
+	scope, name := "", pkg.Name
 	if strings.HasPrefix(name, "@") {
-		name = "%40" + strings.TrimPrefix(name, "@")
+		scope, name, _ = strings.Cut(name, "/")
 	}
 	// integrity is keyed by image path (project root + node_modules/...).
-	return Component{Type: "npm", Name: pkg.Name, Version: pkg.Version, PURL: "pkg:npm/" + name + "@" + pkg.Version, Path: p, SHA512: integrity[dir]}, true
+	return Component{Type: "npm", Name: pkg.Name, Version: pkg.Version, PURL: purl(packageurl.TypeNPM, scope, name, pkg.Version, nil), Path: p, SHA512: integrity[dir]}, true
 }
 
 func pypi(b []byte, p string) (Component, bool) {
@@ -417,7 +424,7 @@ func pypi(b []byte, p string) (Component, bool) {
 		return Component{}, false
 	}
 	norm := strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name))
-	return Component{Type: "pypi", Name: name, Version: ver, PURL: "pkg:pypi/" + norm + "@" + ver, Path: p}, true
+	return Component{Type: "pypi", Name: name, Version: ver, PURL: purl(packageurl.TypePyPi, "", norm, ver, nil), Path: p}, true
 }
 
 func golang(b []byte, p string) []Component {
@@ -428,20 +435,20 @@ func golang(b []byte, p string) []Component {
 	if v, ok := strings.CutPrefix(strings.SplitN(string(b), "\n", 2)[0], "go\t"); ok && bi.GoVersion == "" {
 		bi.GoVersion = v // ParseBuildInfo leaves the go line to the caller
 	}
-	out := []Component{{Type: "golang", Name: "stdlib", Version: bi.GoVersion, PURL: "pkg:golang/stdlib@" + bi.GoVersion, Path: p}}
+	out := []Component{{Type: "golang", Name: "stdlib", Version: bi.GoVersion, PURL: purl(packageurl.TypeGolang, "", "stdlib", bi.GoVersion, nil), Path: p}}
 	if bi.Main.Path != "" {
-		c := Component{Type: "golang", Name: bi.Main.Path, Version: bi.Main.Version, PURL: "pkg:golang/" + bi.Main.Path, Path: p}
-		if v := bi.Main.Version; v != "" && v != "(devel)" {
-			c.PURL += "@" + url.PathEscape(v)
+		v := bi.Main.Version
+		if v == "(devel)" {
+			v = ""
 		}
-		out = append(out, c)
+		out = append(out, Component{Type: "golang", Name: bi.Main.Path, Version: bi.Main.Version, PURL: goPURL(bi.Main.Path, v), Path: p})
 	}
 	for _, d := range bi.Deps {
 		m := d
 		if d.Replace != nil {
 			m = d.Replace
 		}
-		out = append(out, Component{Type: "golang", Name: m.Path, Version: m.Version, PURL: "pkg:golang/" + m.Path + "@" + m.Version, Path: p})
+		out = append(out, Component{Type: "golang", Name: m.Path, Version: m.Version, PURL: goPURL(m.Path, m.Version), Path: p})
 	}
 	return out
 }
@@ -458,4 +465,11 @@ func dedupe(cs []Component) []Component {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PURL < out[j].PURL })
 	return out
+}
+
+// goPURL is a Go module's package URL: its path's last element is the
+// name, the rest the namespace.
+func goPURL(module, version string) string {
+	ns, name := path.Split(module)
+	return purl(packageurl.TypeGolang, strings.TrimSuffix(ns, "/"), name, version, nil)
 }
