@@ -7,16 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/packer-build/packer/internal/httpretry"
 )
 
 // DefaultTimeout is how long a registry may make no progress (no
@@ -25,7 +24,7 @@ import (
 const DefaultTimeout = 60 * time.Second
 
 // retryBackoff is go-containerregistry's retry of failed requests and
-// whole blob uploads, over retrying's per-request one: 4 attempts, 1 s
+// whole blob uploads, over httpretry's per-request one: 4 attempts, 1 s
 // doubling with jitter. Its default (3 attempts over ~4 s) gives up on a
 // registry that is briefly overloaded.
 var retryBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25, Steps: 4, Cap: 20 * time.Second}
@@ -33,9 +32,6 @@ var retryBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.25
 // retryStatus are the statuses retried: timeouts, rate limits and server
 // errors.
 var retryStatus = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
-
-// maxRetryAfter caps how long a Retry-After header may make packer wait.
-var maxRetryAfter = 60 * time.Second
 
 // StallError is returned when a registry made no progress for the
 // timeout.
@@ -82,7 +78,8 @@ func (c *Client) transport() http.RoundTripper {
 			}
 			inner = t
 		}
-		c.rt = &retrying{inner: &progress{inner: inner, timeout: timeout}, attempts: 5, base: 250 * time.Millisecond}
+		c.rt = &httpretry.Transport{Inner: &progress{inner: inner, timeout: timeout}, Attempts: 5, Base: 250 * time.Millisecond,
+			Stop: func(err error) bool { var s *StallError; return errors.As(err, &s) }}
 	})
 	return c.rt
 }
@@ -157,99 +154,4 @@ func (r *touchReader) Close() error {
 		r.once.Do(r.done)
 	}
 	return err
-}
-
-// retrying sends a request again when the registry answered 429 or a 5xx
-// (or the connection broke) and the request can be sent again: no body,
-// or one it can rewind (manifests, and blob PATCHes from files). It waits
-// as Retry-After says when the answer has one (capped), else backs off
-// exponentially with jitter. go-containerregistry's retry, above it,
-// ignores Retry-After and redoes whole blob uploads; this layer makes
-// each request survive a flaky registry on its own.
-type retrying struct {
-	inner    http.RoundTripper
-	attempts int
-	base     time.Duration
-	// sleep waits d or until ctx ends (a variable for tests).
-	sleep func(ctx context.Context, d time.Duration) error
-}
-
-func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	for attempt := 1; ; attempt++ {
-		resp, err := r.inner.RoundTrip(req)
-		if attempt >= r.attempts || !replayable || req.Context().Err() != nil {
-			return resp, err
-		}
-		var wait time.Duration
-		switch {
-		case err != nil:
-			var stall *StallError
-			if errors.As(err, &stall) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
-				return resp, err
-			}
-			wait = backoff(r.base, attempt)
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
-			var ok bool
-			if wait, ok = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); !ok {
-				wait = backoff(r.base, attempt)
-			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
-			resp.Body.Close()
-		default:
-			return resp, nil
-		}
-		sleep := r.sleep
-		if sleep == nil {
-			sleep = sleepCtx
-		}
-		if err := sleep(req.Context(), min(wait, maxRetryAfter)); err != nil {
-			return nil, err
-		}
-		if req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, err
-			}
-			req = req.Clone(req.Context())
-			req.Body = body
-		}
-	}
-}
-
-// backoff is base·2^(attempt-1), capped at 8 s, with ±25 % jitter.
-func backoff(base time.Duration, attempt int) time.Duration {
-	d := base << (attempt - 1)
-	if d > 8*time.Second || d <= 0 {
-		d = 8 * time.Second
-	}
-	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// parseRetryAfter reads Retry-After: seconds, or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d, true
-		}
-		return 0, true
-	}
-	return 0, false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/packer-build/packer/internal/httpretry"
 )
 
 // Annotations cosign reads from keyless signature and attestation layers.
@@ -251,11 +253,15 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
+// httpClient reaches Fulcio, Rekor and the OIDC issuer: each request is
+// bounded, and retried on 429 and 5xx answers (Retry-After honoured) and
+// broken connections.
+var httpClient = &http.Client{Timeout: 60 * time.Second, Transport: &httpretry.Transport{Inner: http.DefaultTransport, Attempts: 5, Base: 500 * time.Millisecond}}
+
 // doJSON sends req and decodes a 2xx JSON answer into out; any other answer
 // becomes an error quoting the server's message.
 func doJSON(req *http.Request, out any) error {
-	client := &http.Client{Timeout: 60 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}
