@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/packer-build/packer/internal/tmpdir"
 )
 
 // Secret is one --secret: a value steps can read, never written anywhere.
@@ -193,7 +195,9 @@ func (ss Secrets) Mount() (env map[string]string, cleanup func(), err error) {
 	if len(ss) == 0 {
 		return nil, func() {}, nil
 	}
-	dir, err := os.MkdirTemp("", "packer-secrets-")
+	// Secrets a killed build left behind go first.
+	tmpdir.Reclaim(os.TempDir(), "packer-secrets-")
+	dir, err := tmpdir.Mkdir("", "packer-secrets-")
 	if err != nil {
 		return nil, nil, err
 	}

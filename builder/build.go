@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/plan"
@@ -161,6 +162,9 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 		b.opts.Executor = Host{}
 	}
 	b.exec = b.opts.Executor
+	// What killed builds left in the temporary directory goes first.
+	tmpdir.Reclaim(os.TempDir(), "packer-stage-")
+	tmpdir.Reclaim(os.TempDir(), "packer-sandbox-")
 	defer func() {
 		for _, s := range b.staging {
 			os.RemoveAll(s)
@@ -850,7 +854,7 @@ func runBase(base v1.Image, ref string) v1.Image {
 // directory where steps may write freely; the user's directory is never
 // touched.
 func (b *builder) stage(ctx context.Context) (string, error) {
-	dir, err := os.MkdirTemp("", "packer-stage-")
+	dir, err := tmpdir.Mkdir("", "packer-stage-")
 	if err != nil {
 		return "", fmt.Errorf("creating staging directory: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/plan"
 	"github.com/packer-build/packer/rootfs"
 )
@@ -120,7 +121,7 @@ func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 			return fmt.Errorf("package manager cache for in-image steps: %w", err)
 		}
 	}
-	box, err := os.MkdirTemp("", "packer-sandbox-")
+	box, err := tmpdir.Mkdir("", "packer-sandbox-")
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/rootfs"
 )
@@ -99,7 +100,8 @@ func (b *builder) installSet(ctx context.Context, img InImage, base v1.Image, pm
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", false, err
 	}
-	tmp, err := os.MkdirTemp(parent, ".install-")
+	tmpdir.Reclaim(parent, ".install-")
+	tmp, err := tmpdir.Mkdir(parent, ".install-")
 	if err != nil {
 		return "", false, err
 	}

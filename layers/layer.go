@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/packer-build/packer/internal/tmpdir"
 )
 
 // GzipLevel is the fixed compression level. Layer digests depend on the
@@ -102,6 +104,7 @@ func NewStore(dir string) (*Store, error) {
 			return nil, fmt.Errorf("creating cache directory: %w; pass --cache-dir with a writable directory", err)
 		}
 	}
+	tmpdir.Reclaim(filepath.Join(dir, "tmp"), "layer-") // half-written layers of killed builds
 	return &Store{Dir: dir}, nil
 }
 
@@ -126,7 +129,7 @@ func (s *Store) Open(d Descriptor) (*Layer, error) {
 // Write streams a tar produced by write through gzip into the store in one
 // pass, computing the diffID and the compressed digest on the way.
 func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer, error) {
-	tmp, err := os.CreateTemp(filepath.Join(s.Dir, "tmp"), "layer-*")
+	tmp, err := os.CreateTemp(filepath.Join(s.Dir, "tmp"), tmpdir.Pattern("layer-"))
 	if err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/oci"
 )
@@ -44,7 +45,8 @@ func WriteLayout(ctx context.Context, dir string, res oci.Result, tags []string,
 		if err := ensureDir(dir); err != nil {
 			return fmt.Errorf("creating output directory: %w", err)
 		}
-		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".packer-layout-*")
+		tmpdir.Reclaim(filepath.Dir(dir), ".packer-layout-")
+		tmp, err := tmpdir.Mkdir(filepath.Dir(dir), ".packer-layout-")
 		if err != nil {
 			return fmt.Errorf("creating output directory: %w", err)
 		}
@@ -200,7 +202,8 @@ func WriteTarball(ctx context.Context, file string, res oci.Result, tags []name.
 	if len(refs) == 0 {
 		return fmt.Errorf("tar: output needs a tag so that docker load can name the image; pass -t NAME[:TAG]")
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".packer-tar-*")
+	tmpdir.Reclaim(filepath.Dir(file), ".packer-tar-")
+	tmp, err := os.CreateTemp(filepath.Dir(file), tmpdir.Pattern(".packer-tar-"))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
@@ -298,7 +301,7 @@ func writeBlob(ctx context.Context, blobs string, l v1.Layer) error {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(blobs, ".packer-blob-*")
+	tmp, err := os.CreateTemp(blobs, tmpdir.Pattern(".packer-blob-"))
 	if err != nil {
 		return err
 	}

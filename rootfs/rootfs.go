@@ -25,6 +25,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
 )
 
@@ -51,7 +52,8 @@ func Cached(ctx context.Context, img v1.Image, cacheDir string) (string, error) 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("creating the root file system cache: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, ".unpack-"+d.Hex[:12]+"-")
+	tmpdir.Reclaim(parent, ".unpack-")
+	tmp, err := tmpdir.Mkdir(parent, ".unpack-")
 	if err != nil {
 		return "", fmt.Errorf("creating the root file system cache: %w", err)
 	}

@@ -2,11 +2,12 @@ package cmd
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/packer-build/packer/internal/tmpdir"
 )
 
 // defaultCacheDir is packer's cache: $XDG_CACHE_HOME/packer.
@@ -49,7 +50,7 @@ func newCache() *cobra.Command {
 				if _, err := os.Lstat(target); os.IsNotExist(err) {
 					continue
 				}
-				if err := removeAll(target); err != nil {
+				if err := tmpdir.RemoveAll(target); err != nil {
 					return fmt.Errorf("pruning %s: %w", target, err)
 				}
 				fmt.Fprintf(c.ErrOrStderr(), "packer: removed %s\n", target)
@@ -61,19 +62,4 @@ func newCache() *cobra.Command {
 	prune.Flags().BoolVar(&all, "all", false, "remove the whole cache, layers and step results too")
 	c.AddCommand(prune)
 	return c
-}
-
-// removeAll is os.RemoveAll for trees that hold read-only directories
-// (an unpacked base image has some): they are made writable first.
-func removeAll(dir string) error {
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o755) // best effort; RemoveAll reports what stays
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
 }
