@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/packer-build/packer/layers"
 )
 
 // LeakError says where a secret value was found.
@@ -113,26 +115,18 @@ func scanLayer(l v1.Layer, name string, find func([]byte) string, maxLen int) er
 		return err
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
 	// Each read brings at least max(256 KiB, maxLen) new bytes after the
 	// maxLen-1 bytes kept from the last one, so any secret size makes
 	// progress in memory bounded by twice the longest value.
 	buf := make([]byte, maxLen-1+max(256<<10, maxLen))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading layer %s: %w", name, err)
-		}
+	err = layers.Entries(rc, func(_ string, h *tar.Header, body io.Reader) error {
 		if id := find([]byte(h.Name + "\x00" + h.Linkname)); id != "" {
 			return &LeakError{Secret: id, Where: "layer " + name, Path: h.Name}
 		}
 		// Stream the body, keeping maxLen-1 bytes of overlap between reads.
 		keep := 0
 		for {
-			n, err := io.ReadFull(tr, buf[keep:])
+			n, err := io.ReadFull(body, buf[keep:])
 			if n > 0 {
 				window := buf[:keep+n]
 				if id := find(window); id != "" {
@@ -142,10 +136,15 @@ func scanLayer(l v1.Layer, name string, find func([]byte) string, maxLen int) er
 				copy(buf, window[len(window)-keep:])
 			}
 			if err != nil {
-				break
+				return nil
 			}
 		}
+	})
+	var leak *LeakError
+	if err != nil && !errors.As(err, &leak) {
+		return fmt.Errorf("reading layer %s: %w", name, err)
 	}
+	return err
 }
 
 // maxEncoded is the longest value whose encoded forms are looked for
