@@ -3,9 +3,12 @@ package builder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -74,6 +77,7 @@ var _ Executor = Host{}
 func (Host) Probe(ctx context.Context, p Probe) (string, error) {
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, p.Argv[0], p.Argv[1:]...)
+	killGroup(cmd)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
@@ -82,8 +86,29 @@ func (Host) Probe(ctx context.Context, p Probe) (string, error) {
 // Run implements Executor.
 func (Host) Run(ctx context.Context, r StepRun) error {
 	cmd := exec.CommandContext(ctx, r.Argv[0], r.Argv[1:]...)
+	killGroup(cmd)
 	cmd.Dir = r.Dir
 	cmd.Env = append(append(os.Environ(), r.SecretEnv...), r.Env...)
 	cmd.Stdout, cmd.Stderr = r.Output, r.Output
-	return cmd.Run()
+	return waitErr(ctx, cmd.Run())
+}
+
+// waitErr treats a command that succeeded but left a process holding its
+// output (a daemon it started) as having succeeded: Wait stopped
+// waiting for that output after WaitDelay.
+func waitErr(ctx context.Context, err error) error {
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		return nil
+	}
+	return err
+}
+
+// killGroup makes a cancelled step stop at once: the command runs in a
+// process group of its own, which is killed whole (a shell's children
+// too, which would otherwise keep its output open and the build waiting
+// for them), and Wait gives up on the output a second later.
+func killGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 }

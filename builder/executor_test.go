@@ -405,3 +405,27 @@ func TestBaseRuntimes(t *testing.T) {
 		t.Errorf("Python 3.13 base: %v", err)
 	}
 }
+
+// TestHostStepStopsAtOnce: a cancelled step stops with its children (a
+// shell's sleep kept the output open and the build waiting), and a step
+// that succeeds leaving a process behind holding its output still
+// succeeds.
+func TestHostStepStopsAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error)
+	go func() {
+		done <- builder.Host{}.Run(ctx, builder.StepRun{Argv: []string{"sh", "-c", "sleep 30; echo late"}, Dir: t.TempDir(), Output: &out})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	if err := <-done; err == nil || time.Since(start) > 2*time.Second {
+		t.Errorf("cancelled step: %v after %s; want an error within 2s", err, time.Since(start))
+	}
+	start = time.Now()
+	err := builder.Host{}.Run(context.Background(), builder.StepRun{Argv: []string{"sh", "-c", "(sleep 5 &) ; echo ok"}, Dir: t.TempDir(), Output: &out})
+	if err != nil || time.Since(start) > 3*time.Second {
+		t.Errorf("a step leaving a background process: %v after %s; want success without waiting for it", err, time.Since(start))
+	}
+}

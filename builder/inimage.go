@@ -168,6 +168,7 @@ func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 		}
 	}
 	cmd := exec.CommandContext(ctx, "unshare", append(append(unshareArgs(), "sh", "-c", sandboxScript, "sandbox"), r.Argv...)...)
+	killGroup(cmd) // unshare --kill-child takes the namespace's processes with it
 	cmd.Env = append(os.Environ(),
 		"PACKER_ROOTFS="+root, "PACKER_SANDBOX="+box, "PACKER_STAGE="+sb.stage, "PACKER_APPDIR="+plan.AppDir,
 		"PACKER_CA="+ca, "PACKER_SECRETS_DIR="+secretsDir(r.SecretEnv), "PACKER_WORKDIR="+workdir(sb.stage),
@@ -178,7 +179,7 @@ func (e InImage) sandbox(ctx context.Context, r StepRun, sb sandbox) error {
 		out = io.Discard
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
+	if err := waitErr(ctx, cmd.Run()); err != nil {
 		if nerr := namespacesErr(); nerr != nil {
 			return fmt.Errorf("%w: running steps inside the image: %w", err, nerr)
 		}

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,5 +160,113 @@ func TestKilledBuildReclaimed(t *testing.T) {
 	}
 	if clean := build(t.TempDir(), t.TempDir()); clean != after {
 		t.Errorf("the build after the kill gave %s, a clean one %s", after, clean)
+	}
+}
+
+// TestInterruptPhases: SIGTERM while a step runs, and while a push waits
+// on a registry that stopped answering, exits 143 within a second, says
+// what was interrupted, and publishes nothing (no layout, no tag).
+func TestInterruptPhases(t *testing.T) {
+	t.Parallel()
+	// A proxy in front of the real registry process that holds every
+	// manifest PUT: the push is stuck there when the signal comes.
+	reg := startRegistry(t, "")
+	stall := make(chan struct{})
+	var stalled sync.Once
+	reached := make(chan struct{})
+	target, _ := url.Parse("http://" + reg)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			stalled.Do(func() { close(reached) })
+			<-stall
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { close(stall); proxy.Close() })
+	proxyHost := strings.TrimPrefix(proxy.URL, "http://")
+
+	slowStep := writePlan(t, map[string]any{
+		"provider": "custom", "base": "builtin:static",
+		"steps":      []any{map[string]any{"name": "slow", "run": []string{"sh", "-c", "echo started; sleep 60"}, "output": "."}},
+		"layers":     []any{map[string]any{"name": "app", "from": "slow", "include": []string{"main.go"}, "dest": "/app"}},
+		"entrypoint": []string{"/app/none"}, "user": "65532:65532", "workingDir": "/app",
+	})
+	for _, c := range []struct {
+		phase, plan, waitFor string
+		args                 []string
+		reached              chan struct{}
+	}{
+		{"step", slowStep, "started", []string{"-o", "oci:LAYOUT", "-t", "app:v1"}, nil},
+		{"push", sourcePlan(t), "", []string{"-t", proxyHost + "/app:v1", "--push", "--sbom", "none"}, reached},
+	} {
+		t.Run(c.phase, func(t *testing.T) {
+			dir := testutil.CopyFixture(t, "go-server")
+			os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
+			os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hi</p>"), 0o644)
+			layout := filepath.Join(t.TempDir(), "layout")
+			args := []string{"build", dir, "--plan", c.plan, "--cache-dir", t.TempDir()}
+			for _, a := range c.args {
+				args = append(args, strings.ReplaceAll(a, "LAYOUT", layout))
+			}
+			cmd := exec.Command(packerBin, args...)
+			cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+			stderr, _ := cmd.StderrPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var log strings.Builder
+			lines := make(chan string)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+			}()
+			timeout := time.After(60 * time.Second)
+		wait:
+			for {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						t.Fatalf("packer ended before the %s phase:\n%s", c.phase, log.String())
+					}
+					log.WriteString(l + "\n")
+					if c.waitFor != "" && strings.Contains(l, c.waitFor) {
+						break wait
+					}
+				case <-c.reached:
+					break wait
+				case <-timeout:
+					cmd.Process.Kill()
+					t.Fatalf("the %s phase never came:\n%s", c.phase, log.String())
+				}
+			}
+			sent := time.Now()
+			cmd.Process.Signal(syscall.SIGTERM)
+			for l := range lines {
+				log.WriteString(l + "\n")
+			}
+			err := cmd.Wait()
+			took := time.Since(sent)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 143 || took > time.Second {
+				t.Errorf("%s: exit %v after %s; want 143 within 1s\n%s", c.phase, err, took, log.String())
+			}
+			out := strings.Split(strings.TrimSpace(log.String()), "\n")
+			if last := out[len(out)-1]; !strings.Contains(last, "interrupted by SIGTERM") {
+				t.Errorf("%s: last line %q does not name the cause", c.phase, last)
+			}
+			if _, err := os.Stat(layout); err == nil {
+				t.Errorf("%s: a layout was written", c.phase)
+			}
+			if resp, err := http.Get("http://" + reg + "/v2/app/manifests/v1"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					t.Errorf("%s: the tag was pushed", c.phase)
+				}
+			}
+		})
 	}
 }
