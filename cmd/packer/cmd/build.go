@@ -21,7 +21,6 @@ import (
 	"github.com/packer-build/packer/layers"
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/publish"
-	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
 )
 
@@ -31,24 +30,21 @@ const DefaultOutputDir = ".packer/oci"
 
 type buildOptions struct {
 	planOptions
-	tags     []string
-	push     bool
-	outputs  []string
-	insecure []string
-	cacheDir string
-
-	registryTimeout time.Duration
-	registryCA      string
-	noCache         bool
-	secrets         []string
-	sboms           string
-	sbomDir         string
-	signKey         string
-	keyless         bool
-	idToken         string
-	fulcioURL       string
-	rekorURL        string
-	tlog            bool
+	tags      []string
+	push      bool
+	outputs   []string
+	registry  registryFlags
+	cacheDir  string
+	noCache   bool
+	secrets   []string
+	sboms     string
+	sbomDir   string
+	signKey   string
+	keyless   bool
+	idToken   string
+	fulcioURL string
+	rekorURL  string
+	tlog      bool
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -83,10 +79,8 @@ Outputs (-o, repeatable):
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name and tag, NAME[:TAG] (repeatable); registry references for --push")
 	f.BoolVar(&o.push, "push", false, "push to the registries named by -t")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, tar:FILE or registry (repeatable)")
-	f.StringArrayVar(&o.insecure, "insecure-registry", nil, "registry host[:port] to reach over plain HTTP (localhost and 127.0.0.1 always are)")
+	o.registry.add(f)
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
-	f.StringVar(&o.registryCA, "registry-ca", "", "PEM file of certificate authorities trusted for registries, besides the system's (a registry with a private CA; SSL_CERT_FILE works too)")
-	f.DurationVar(&o.registryTimeout, "registry-timeout", registry.DefaultTimeout, "fail a registry request that makes no progress (no answer, no bytes moving) for this long; requests are retried on 429 and 5xx, honouring Retry-After")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
@@ -137,8 +131,8 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // pipeline request. Everything the user typed is checked here, before
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
-	client := &registry.Client{Insecure: o.insecure, Timeout: o.registryTimeout, CAFile: o.registryCA}
-	if err := client.Check(); err != nil {
+	client, err := o.registry.client()
+	if err != nil {
 		return nil, err
 	}
 	p, merged, err := o.makePlan(c, dir)

@@ -17,7 +17,7 @@ import (
 
 func newSBOM(ro *rootOptions) *cobra.Command {
 	var format, platform string
-	var insecure []string
+	var reg registryFlags
 	c := &cobra.Command{
 		Use:   "sbom IMAGE",
 		Short: "Print the SBOM attached to an image (a registry reference or oci:DIR[:TAG])",
@@ -27,7 +27,10 @@ func newSBOM(ro *rootOptions) *cobra.Command {
 			if !ok {
 				return fmt.Errorf("invalid --format %q: use spdx or cyclonedx", format)
 			}
-			client := &registry.Client{Insecure: insecure}
+			client, err := reg.client()
+			if err != nil {
+				return err
+			}
 			subject, referrers, fetch, err := resolveReferrers(c, client, args[0], platform)
 			if err != nil {
 				return err
@@ -61,7 +64,7 @@ func newSBOM(ro *rootOptions) *cobra.Command {
 	}
 	c.Flags().StringVar(&format, "format", "spdx", "spdx or cyclonedx")
 	c.Flags().StringVar(&platform, "platform", "", "for an index, the platform image (default: this machine's)")
-	c.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP")
+	reg.add(c.Flags())
 	return c
 }
 

@@ -7,13 +7,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
-	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
 )
 
 func newVerify(ro *rootOptions) *cobra.Command {
 	var key string
-	var insecure []string
+	var reg registryFlags
 	c := &cobra.Command{
 		Use:   "verify IMAGE --key cosign.pub",
 		Short: "Check an image's cosign signature and its signed SBOM and provenance attestations",
@@ -26,7 +25,10 @@ func newVerify(ro *rootOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client := &registry.Client{Insecure: insecure}
+			client, err := reg.client()
+			if err != nil {
+				return err
+			}
 			r, err := client.ParseReference(args[0])
 			if err != nil {
 				return fmt.Errorf("invalid image %q: %w", args[0], err)
@@ -66,6 +68,6 @@ func newVerify(ro *rootOptions) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&key, "key", "", "public key (cosign.pub)")
-	c.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP")
+	reg.add(c.Flags())
 	return c
 }
