@@ -15,10 +15,13 @@ import (
 )
 
 // Push uploads the result to each tag's repository — blobs, then the
-// manifest by digest, then its attachments (SBOM referrers, and the
-// images stored under tags of their own, such as cosign signatures) —
-// and only then moves the tags, so a failed push never leaves a tag
-// pointing at a partial image. It returns the digest references pushed.
+// manifest by digest, then the images stored under tags of their own
+// (cosign signatures, so a tag never points at an unsigned image) — and
+// only then moves the tags, so a failed push never leaves a tag pointing
+// at a partial image. The SBOM referrers go last: a registry without the
+// referrers API gets a sha256-… fallback tag for them, which must not
+// appear for an image whose tags did not move. It returns the digest
+// references pushed.
 func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att oci.Attachments) ([]name.Digest, error) {
 	d, err := res.Digest()
 	if err != nil {
@@ -39,15 +42,6 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		if err := write(dig, res, opts); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
 		}
-		for _, r := range att.Referrers {
-			rd, err := r.Digest()
-			if err != nil {
-				return nil, err
-			}
-			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
-				return nil, explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err)
-			}
-		}
 		extra := att.Tagged[repo.Name()]
 		for _, tag := range slices.Sorted(maps.Keys(extra)) {
 			if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
@@ -59,6 +53,17 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 	for i, t := range tags {
 		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
 			return nil, &TagError{Moved: tags[:i], NotMoved: tags[i:], Digest: d.String(), Err: explain("tagging "+t.String(), t.RegistryStr(), err)}
+		}
+	}
+	for _, repo := range repos {
+		for _, r := range att.Referrers {
+			rd, err := r.Digest()
+			if err != nil {
+				return nil, err
+			}
+			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
+				return nil, fmt.Errorf("the image and its tags are pushed, but its SBOM is not: %w", explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err))
+			}
 		}
 	}
 	return pushed, nil

@@ -32,8 +32,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/registry"
@@ -283,4 +285,45 @@ func TestPrivateCARegistry(t *testing.T) {
 	if err := (&registry.Client{CAFile: bad}).Check(); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
 		t.Errorf("Check() with a non-PEM CA file = %v", err)
 	}
+}
+
+// TestNoFallbackTagWhenTagsFail: when the image's tag cannot move, the
+// SBOM referrer (and the sha256-… fallback tag a registry without the
+// referrers API would get) is not written.
+func TestNoFallbackTagWhenTagsFail(t *testing.T) {
+	var referrerWrites atomic.Int64
+	host := faulty(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/v1") {
+			http.Error(w, "denied", http.StatusForbidden)
+			return true
+		}
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-") {
+			referrerWrites.Add(1)
+		}
+		return false
+	})
+	c := &registry.Client{}
+	img, _ := random.Image(1024, 1)
+	d, _ := img.Digest()
+	sb, _ := random.Image(256, 1)
+	sbom := mutate.Subject(mutate.ConfigMediaType(sb, "application/spdx+json"), v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: d})
+	tag, _ := c.ParseTag(host + "/app:v1")
+	_, err := c.Push(context.Background(), oci.Result(img), []name.Tag{tag}, oci.Attachments{Referrers: []v1.Image{sbom.(v1.Image)}})
+	var te *registry.TagError
+	if !errors.As(err, &te) {
+		t.Fatalf("push = %v, want a TagError", err)
+	}
+	ref, _ := name.ParseReference(host+"/app@"+mustDigest(t, sbom.(v1.Image)), name.Insecure)
+	if _, err := remote.Head(ref); err == nil || referrerWrites.Load() != 0 {
+		t.Errorf("the SBOM was pushed for an image whose tag did not move (fallback tag writes: %d)", referrerWrites.Load())
+	}
+}
+
+func mustDigest(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }
