@@ -58,6 +58,9 @@ func (r *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
 			resp.Body.Close()
 		default:
+			if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && resp.Body != nil {
+				resp.Body = &resumable{t: r, req: req, body: resp.Body, left: r.Attempts - 1}
+			}
 			return resp, nil
 		}
 		if err := sleepCtx(req.Context(), min(wait, MaxWait)); err != nil {
@@ -110,3 +113,52 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return context.Cause(ctx)
 	}
 }
+
+// resumable is a GET response body that survives a broken connection:
+// the request is sent again for the rest (Range: bytes=N-; a server that
+// answers 200 instead of 206 sends it all, and the part already read is
+// skipped), up to the transport's attempts.
+type resumable struct {
+	t    *Transport
+	req  *http.Request
+	body io.ReadCloser
+	read int64
+	left int
+}
+
+func (b *resumable) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	b.read += int64(n)
+	if err == nil || err == io.EOF || b.left <= 0 || b.req.Context().Err() != nil || b.t.Stop != nil && b.t.Stop(err) {
+		return n, err
+	}
+	if !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)) {
+		return n, err
+	}
+	b.left--
+	b.body.Close()
+	if rerr := sleepCtx(b.req.Context(), backoff(b.t.Base, b.t.Attempts-b.left)); rerr != nil {
+		return n, err
+	}
+	req := b.req.Clone(b.req.Context())
+	req.Header.Set("Range", "bytes="+strconv.FormatInt(b.read, 10)+"-")
+	resp, rerr := b.t.Inner.RoundTrip(req)
+	if rerr != nil {
+		return n, err
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		if _, serr := io.CopyN(io.Discard, resp.Body, b.read); serr != nil {
+			resp.Body.Close()
+			return n, err
+		}
+	default:
+		resp.Body.Close()
+		return n, err
+	}
+	b.body = resp.Body
+	return n, nil
+}
+
+func (b *resumable) Close() error { return b.body.Close() }

@@ -2,9 +2,11 @@ package httpretry
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,6 +94,49 @@ func TestParseRetryAfter(t *testing.T) {
 		got, ok := parseRetryAfter(c.v, now)
 		if got != c.want || ok != c.ok {
 			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", c.v, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestResumeBrokenDownload: a GET whose connection breaks mid-body is
+// resumed, with Range where the server honours it and by skipping what
+// was read where it sends everything again; the reader gets every byte
+// once.
+func TestResumeBrokenDownload(t *testing.T) {
+	blob := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	for _, ranges := range []bool{true, false} {
+		var calls atomic.Int64
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				// Half the body, then the connection drops.
+				w.Header().Set("Content-Length", strconv.Itoa(len(blob)))
+				w.WriteHeader(http.StatusOK)
+				w.Write(blob[:len(blob)/2])
+				w.(http.Flusher).Flush()
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close()
+				return
+			}
+			if rg := r.Header.Get("Range"); ranges && rg != "" {
+				var from int
+				fmt.Sscanf(rg, "bytes=%d-", &from)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, len(blob)-1, len(blob)))
+				w.WriteHeader(http.StatusPartialContent)
+				w.Write(blob[from:])
+				return
+			}
+			w.Write(blob)
+		}))
+		client := &http.Client{Transport: &Transport{Inner: http.DefaultTransport, Attempts: 5, Base: 10 * time.Millisecond}}
+		resp, err := client.Get(s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.Close()
+		if err != nil || !bytes.Equal(got, blob) || calls.Load() != 2 {
+			t.Errorf("ranges %v: read %d of %d bytes (equal %v), err %v, %d requests; want the whole blob in 2", ranges, len(got), len(blob), bytes.Equal(got, blob), err, calls.Load())
 		}
 	}
 }
