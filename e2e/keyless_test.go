@@ -247,6 +247,11 @@ func startFakeRekor(t *testing.T) *fakeRekor {
 		return map[string]string{"algorithm": "sha256", "value": fmt.Sprintf("%x", sha256.Sum256(b))}
 	}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet && req.URL.Path == "/api/v1/log/publicKey" {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			w.Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+			return
+		}
 		if req.Method != http.MethodPost || req.URL.Path != "/api/v1/log/entries" {
 			http.NotFound(w, req)
 			return
