@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,43 @@ func Load(path string) (*File, map[string]int, error) {
 	return Parse(filepath.Base(path), raw)
 }
 
+// typeErr is go-toml's message for a value of the wrong type; it names
+// Go types, which the error rewrites in the file's words.
+var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field config\.(\w+(?:\.\w+)*) of type (\S+)`)
+
+// typeWords say what each Go field type takes in packer.toml.
+var typeWords = map[string]string{
+	"string": "a string (in quotes)", "[]string": `a list of strings (["a", "b"])`, "[]int": "a list of numbers ([8080])",
+	"map[string]string": "a table of strings ([env] with KEY = \"value\" lines)", "int": "a number", "interface {}": "a string or a list of strings",
+	"*config.Healthcheck": "a table ([healthcheck])", "*config.System": "a table ([system])",
+}
+
+// tomlKey is the packer.toml key of a go-toml field path (File.Ports →
+// ports, Healthcheck.Interval → healthcheck.interval).
+func tomlKey(field string) string {
+	parts := strings.Split(field, ".")
+	t := reflect.TypeOf(File{})
+	var keys []string
+	switch parts[0] {
+	case "Healthcheck":
+		t, keys = reflect.TypeOf(Healthcheck{}), []string{"healthcheck"}
+	case "System":
+		t, keys = reflect.TypeOf(System{}), []string{"system"}
+	}
+	for _, p := range parts[1:] {
+		f, ok := t.FieldByName(p)
+		if !ok {
+			return strings.ToLower(p)
+		}
+		keys = append(keys, strings.Split(f.Tag.Get("toml"), ",")[0])
+		t = f.Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+	}
+	return strings.Join(keys, ".")
+}
+
 // Parse decodes packer.toml bytes; name is used in error messages. It also
 // returns the line of each top-level key (and table.key), for origins.
 func Parse(name string, raw []byte) (*File, map[string]int, error) {
@@ -103,6 +141,9 @@ func Parse(name string, raw []byte) (*File, map[string]int, error) {
 			return nil, nil, errors.New(msg)
 		case errors.As(err, &derr):
 			row, col := derr.Position()
+			if m := typeErr.FindStringSubmatch(derr.Error()); m != nil {
+				return nil, nil, fmt.Errorf("%s:%d:%d: %s must be %s, not a TOML %s; fix it there", name, row, col, tomlKey(m[2]), typeWords[m[3]], m[1])
+			}
 			return nil, nil, fmt.Errorf("%s:%d:%d: %s; fix the TOML there", name, row, col, derr.Error())
 		}
 		return nil, nil, fmt.Errorf("%s: %w", name, err)

@@ -128,7 +128,7 @@ func badInputs() []badCase {
 	toml("dash key", "stop-signal = \"SIGINT\"\n", `did you mean "stop_signal"?`)
 	toml("bad TOML", "base = \n", "fix the TOML there")
 	toml("unterminated string", "base = \"node\n", "fix the TOML there")
-	toml("port type", "ports = \"8080\"\n", "packer.toml:1:9:")
+	toml("port type", "ports = \"8080\"\n", "ports must be a list of numbers")
 	toml("port range", "ports = [70000]\n", "out of range")
 	toml("executor", "executor = \"vm\"\n", "use auto, host or image")
 	toml("user", "user = \"a b\"\n", "is not UID[:GID]")
@@ -139,7 +139,7 @@ func badInputs() []badCase {
 	toml("healthcheck interval", "[healthcheck]\ncmd = \"true\"\ninterval = \"soon\"\n", "is not a duration")
 	toml("healthcheck empty cmd", "[healthcheck]\ncmd = \"\"\n", "cmd is empty")
 	toml("healthcheck unknown", "[healthcheck]\ncommand = \"true\"\n", `unknown key "healthcheck.command"`)
-	toml("env not a table", "env = \"A=1\"\n", "packer.toml:1:7:")
+	toml("env not a table", "env = \"A=1\"\n", "packer.toml:1:7: env must be a table of strings")
 	toml("platforms bad", "platforms = [\"linux\"]\n", "invalid --platform \"linux\"")
 	// Context files.
 	file(".dockerignore bad pattern", `.dockerignore:2: invalid pattern "[a-"`, map[string]string{".dockerignore": "*.md\n[a-\n"})
