@@ -188,10 +188,10 @@ func TestSplitCommand(t *testing.T) {
 // what it takes, not Go's types.
 func TestTypeErrorsInFileWords(t *testing.T) {
 	for body, want := range map[string]string{
-		"ports = \"8080\"\n":                          "packer.toml:1:9: ports must be a list of numbers ([8080]), not a TOML string",
-		"env = \"A=1\"\n":                             "packer.toml:1:7: env must be a table of strings",
+		"ports = \"8080\"\n": "packer.toml:1:9: ports must be a list of numbers ([8080]), not a TOML string",
+		"env = \"A=1\"\n":    "packer.toml:1:7: env must be a table of strings",
 		"[healthcheck]\ncmd = \"x\"\nretries = \"3\"\n": "healthcheck.retries must be a number",
-		"base = 3\n":                                  "base must be a string (in quotes), not a TOML integer",
+		"base = 3\n": "base must be a string (in quotes), not a TOML integer",
 	} {
 		_, _, err := Parse("packer.toml", []byte(body))
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "config.File") {
