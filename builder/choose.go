@@ -103,7 +103,7 @@ func decide(in chooseIn) (Choice, error) {
 	}
 	if len(in.system) > 0 {
 		why := "the plan installs system packages (" + strings.Join(in.system, " ") + ")"
-		if diffs := runtimeDiffs(in); len(diffs) > 0 {
+		if diffs, _ := compareRuntimes(in); len(diffs) > 0 {
 			why += "; " + strings.Join(diffs, "; ")
 		}
 		return Choice{Mode: ModeImage, Why: why}, nil
@@ -111,7 +111,7 @@ func decide(in chooseIn) (Choice, error) {
 	if len(in.runtimes) == 0 {
 		return Choice{Mode: ModeHost, Why: "no step depends on the image's runtime (Go builds for any platform)"}, nil
 	}
-	diffs, same := runtimeDiffs(in), runtimeSame(in)
+	diffs, same := compareRuntimes(in)
 	if len(diffs) == 0 {
 		return Choice{Mode: ModeHost, Why: strings.Join(same, "; ")}, nil
 	}
@@ -122,10 +122,10 @@ func decide(in chooseIn) (Choice, error) {
 	return Choice{Mode: ModeImage, Why: why}, nil
 }
 
-// runtimeDiffs says how this machine's runtimes and C library differ
-// from the image's.
-func runtimeDiffs(in chooseIn) []string {
-	var diffs []string
+// compareRuntimes says how this machine's runtimes and C library differ
+// from the image's (diffs), and which runtimes match (same). An image
+// version the base does not tell is the plan's.
+func compareRuntimes(in chooseIn) (diffs, same []string) {
 	for _, r := range in.runtimes {
 		img := r.Image
 		if img == "" {
@@ -136,28 +136,15 @@ func runtimeDiffs(in chooseIn) []string {
 			diffs = append(diffs, fmt.Sprintf("this machine has no %s, the image has %s %s", r.Name, r.Name, img))
 		case shortVersion(r.Host, r.Want) != shortVersion(img, r.Want):
 			diffs = append(diffs, fmt.Sprintf("this machine has %s %s, the image %s %s", r.Name, r.Host, r.Name, img))
+		default:
+			same = append(same, fmt.Sprintf("this machine's %s %s matches the image's %s", r.Name, r.Host, img))
 		}
 	}
 	if in.hostMusl != in.baseMusl {
 		libc := map[bool]string{false: "glibc", true: "musl"}
 		diffs = append(diffs, fmt.Sprintf("this machine's C library is %s, the image's %s", libc[in.hostMusl], libc[in.baseMusl]))
 	}
-	return diffs
-}
-
-// runtimeSame says which runtimes match.
-func runtimeSame(in chooseIn) []string {
-	var same []string
-	for _, r := range in.runtimes {
-		img := r.Image
-		if img == "" {
-			img = r.Want
-		}
-		if r.Host != "" && shortVersion(r.Host, r.Want) == shortVersion(img, r.Want) {
-			same = append(same, fmt.Sprintf("this machine's %s %s matches the image's %s", r.Name, r.Host, img))
-		}
-	}
-	return same
+	return diffs, same
 }
 
 // versionRe finds the first dotted number in a probe's output.

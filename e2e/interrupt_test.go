@@ -21,22 +21,31 @@ import (
 	"github.com/packer-build/packer/internal/testutil"
 )
 
-// TestInterruptDuringLayerWrite: SIGTERM while packer writes a large
-// layer stops it within a second with exit code 143, publishes nothing,
-// and leaves no temp files (staging copy, partial cache blob, layout).
-func TestInterruptDuringLayerWrite(t *testing.T) {
+// bigContext is the go-server fixture with the templates sourcePlan
+// stages and a file of size random bytes (gzip cannot shrink them, so
+// writing its layer takes a while).
+func bigContext(t *testing.T, size int64) string {
+	t.Helper()
 	dir := testutil.CopyFixture(t, "go-server")
 	os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
 	os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hi</p>"), 0o644)
-	// 400 MB that gzip cannot shrink: several seconds of layer writing.
 	big, err := os.Create(filepath.Join(dir, "data.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.CopyN(big, rand.NewChaCha8([32]byte{1}), 400<<20); err != nil {
+	defer big.Close()
+	if _, err := io.CopyN(big, rand.NewChaCha8([32]byte{1}), size); err != nil {
 		t.Fatal(err)
 	}
-	big.Close()
+	return dir
+}
+
+// TestInterruptDuringLayerWrite: SIGTERM while packer writes a large
+// layer stops it within a second with exit code 143, publishes nothing,
+// and leaves no temp files (staging copy, partial cache blob, layout).
+func TestInterruptDuringLayerWrite(t *testing.T) {
+	// 400 MB that gzip cannot shrink: several seconds of layer writing.
+	dir := bigContext(t, 400<<20)
 
 	tmp := t.TempDir() // the process's TMPDIR: the staging copy lives here
 	cache := t.TempDir()
@@ -98,17 +107,7 @@ func TestInterruptDuringLayerWrite(t *testing.T) {
 // them (their process is gone) and gives the digest of a clean build.
 func TestKilledBuildReclaimed(t *testing.T) {
 	t.Parallel()
-	dir := testutil.CopyFixture(t, "go-server")
-	os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
-	os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hi</p>"), 0o644)
-	big, err := os.Create(filepath.Join(dir, "data.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.CopyN(big, rand.NewChaCha8([32]byte{2}), 200<<20); err != nil {
-		t.Fatal(err)
-	}
-	big.Close()
+	dir := bigContext(t, 200<<20)
 	plan := sourcePlan(t)
 	tmp, cache := t.TempDir(), t.TempDir()
 	cmd := exec.Command(packerBin, "build", dir, "--plan", plan, "--cache-dir", cache, "-o", "oci:"+filepath.Join(t.TempDir(), "killed"), "-t", "app:v1")
@@ -201,9 +200,7 @@ func TestInterruptPhases(t *testing.T) {
 		{"push", sourcePlan(t), "", []string{"-t", proxyHost + "/app:v1", "--push", "--sbom", "none"}, reached},
 	} {
 		t.Run(c.phase, func(t *testing.T) {
-			dir := testutil.CopyFixture(t, "go-server")
-			os.MkdirAll(filepath.Join(dir, "templates"), 0o755)
-			os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>hi</p>"), 0o644)
+			dir := bigContext(t, 0)
 			layout := filepath.Join(t.TempDir(), "layout")
 			args := []string{"build", dir, "--plan", c.plan, "--cache-dir", t.TempDir()}
 			for _, a := range c.args {

@@ -225,6 +225,13 @@ func writeDebianLayout(dir, tarPath, layoutDir string) error {
 	if img, err = mutate.AppendLayers(img, l); err != nil {
 		return err
 	}
+	return writeLayout(dir, img, "trixie", layoutDir)
+}
+
+// writeLayout writes img, tagged tag, as an OCI layout at layoutDir: built
+// beside it in dir and renamed into place, so a half-written layout never
+// has the final name and concurrent test processes share one.
+func writeLayout(dir string, img v1.Image, tag, layoutDir string) error {
 	tmpLayout, err := os.MkdirTemp(dir, ".layout-")
 	if err != nil {
 		return err
@@ -234,7 +241,7 @@ func writeDebianLayout(dir, tarPath, layoutDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "trixie"})); err != nil {
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
 		return err
 	}
 	if err := os.Rename(tmpLayout, layoutDir); err != nil && !os.IsExist(err) {

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -209,22 +208,8 @@ func ensureNodeBase(debian string) (string, error) {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return "", err
 	}
-	tmpLayout, err := os.MkdirTemp(dir, ".layout-")
-	if err != nil {
+	if err := writeLayout(dir, img, "node22", layoutDir); err != nil {
 		return "", err
-	}
-	defer os.RemoveAll(tmpLayout)
-	p, err := layout.Write(tmpLayout, empty.Index)
-	if err != nil {
-		return "", err
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "node22"})); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmpLayout, layoutDir); err != nil {
-		if _, serr := os.Stat(filepath.Join(layoutDir, "index.json")); serr != nil {
-			return "", err
-		}
 	}
 	return "oci:" + layoutDir + ":node22", nil
 }
