@@ -142,6 +142,7 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
 		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
 		{fixture: "node-npm-workspace-root", body: "hello from the workspace lib, api"},
+		{fixture: "node-pnpm-workspace-root", body: "hello from the pnpm workspace lib, pnpm root, up 1m (uid 65532)"},
 		{fixture: "node-yarn-pnp", body: `"pnp":true`, absent: []string{"app/node_modules"}},
 		{fixture: "node-next-turbo", body: "hello from the turbo ui package", absent: []string{"app/node_modules/turbo", "app/apps/web/.next/cache", "app/node_modules/typescript"}},
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
@@ -680,17 +681,22 @@ func TestNodePnpmFollowsLockfile(t *testing.T) {
 	c.stop()
 }
 
-// TestNodeSourceChangeRebuild: for a workspace root that is the app and a
-// Plug'n'Play app, a source change skips the install and keeps the
+// TestNodeSourceChangeRebuild: for workspace roots that are the app (npm,
+// pnpm, bun) and a Plug'n'Play app, a source change skips the install and keeps the
 // dependency layer; only the app layer moves.
 func TestNodeSourceChangeRebuild(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
-	base := testutil.DebianBase(t)
-	for _, tc := range []struct{ fixture, edit string }{
-		{"node-npm-workspace-root", "packages/api/server.js"},
-		{"node-yarn-pnp", "server.js"},
+	for _, tc := range []struct {
+		fixture, edit string
+		base          func(testing.TB) string
+	}{
+		{"node-npm-workspace-root", "packages/api/server.js", testutil.DebianBase},
+		{"node-yarn-pnp", "server.js", testutil.DebianBase},
+		{"node-pnpm-workspace-root", "packages/api/server.js", testutil.DebianBase},
+		{"node-bun-workspace-root", "packages/shared/index.ts", testutil.BunBase},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
+			base := tc.base(t)
 			dir := nodeFixture(t, tc.fixture)
 			env := nodeEnv(t)
 			build := func() (v1.Image, string) { return buildOnBase(t, env, dir, base) }
@@ -709,5 +715,34 @@ func TestNodeSourceChangeRebuild(t *testing.T) {
 				t.Errorf("the app layer did not change")
 			}
 		})
+	}
+}
+
+// TestBunRuntime: a bun workspace whose root is the app (bun init's
+// "module": "index.ts", importing its workspace packages, one with a
+// dependency of its own) builds on a base with Bun, runs on Bun under runc
+// as uid 65532, and ships no dev dependencies.
+func TestBunRuntime(t *testing.T) {
+	t.Parallel()
+	base := testutil.BunBase(t)
+	dir := nodeFixture(t, "node-bun-workspace-root")
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	want := "hello from the bun workspace root (bun " + testutil.BunVersion + ", uid 65532)"
+	if status, body, _ := c.get("/"); status != http.StatusOK || body != want {
+		t.Fatalf("GET / = %d %q, want 200 %q; log:\n%s", status, body, want, c.log())
+	}
+	if c.exists("app/node_modules/@types") {
+		t.Errorf("a dev dependency (@types/bun) is in the image")
+	}
+	if !c.exists("app/packages/api/node_modules/hono") {
+		t.Errorf("the workspace package's own dependency (hono) is not shipped")
+	}
+	if d := c.stop(); d.Seconds() > 2 {
+		t.Errorf("container took %s to stop on SIGTERM", d)
 	}
 }

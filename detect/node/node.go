@@ -33,6 +33,7 @@ const AppDir = plan.AppDir
 type packageJSON struct {
 	Name                 string            `json:"name"`
 	Main                 string            `json:"main"`
+	Module               string            `json:"module"`
 	Type                 string            `json:"type"`
 	Scripts              map[string]string `json:"scripts"`
 	Dependencies         map[string]string `json:"dependencies"`
@@ -177,7 +178,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	var wsRoot, wsInputs []string
 	var wsKey string
 	if pats := workspacePatterns(src, pkg); len(pats) > 0 {
-		rootIsApp := pkg.Scripts["start"] != "" || pkg.Main != "" || pkg.Scripts["build"] != "" || detect.Exists(src, "server.js") || detect.Exists(src, "index.js")
+		rootIsApp := pkg.Scripts["start"] != "" || pkg.Main != "" || pkg.Scripts["build"] != "" || bunEntry(src, pkg) != "" || detect.Exists(src, "server.js") || detect.Exists(src, "index.js")
 		if opts.Target != "" || !rootIsApp {
 			return planWorkspace(src, pkg, pm, evidence, major, pats, opts.Target)
 		}
@@ -355,6 +356,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		} else {
 			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
 		}
+	}
+	if len(p.Entrypoint) > 0 && p.Entrypoint[0] == "bun" {
+		evidence = useBun(p, pkg, evidence, why)
 	}
 	p.Evidence = evidence
 	return p, nil

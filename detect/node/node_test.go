@@ -353,3 +353,57 @@ func TestPackageManagerInShellStart(t *testing.T) {
 		t.Errorf("no warning in %q", p.Evidence)
 	}
 }
+
+// TestBunRuntime: an app bun starts (bun init's module: index.ts, a main
+// .ts in a bun project, or a start script running a file with bun) is
+// planned for Bun: oven/bun base, Bun's version in the step keys, no
+// Node.js-only settings. A module field naming a .js file (an ES module
+// entry for bundlers) is not a start command, and bun --watch is a dev
+// server.
+func TestBunRuntime(t *testing.T) {
+	f := file
+	bunLock := f(`{"lockfileVersion": 1, "workspaces": {"": {"name": "x"}}, "packages": {}}`)
+	for _, tc := range []struct {
+		description string
+		src         fstest.MapFS
+		want        string // entrypoint
+		base        string
+	}{
+		{"bun init", fstest.MapFS{"package.json": f(`{"module":"index.ts","type":"module"}`), "index.ts": f(""), "bun.lock": bunLock}, "bun run index.ts", "oven/bun:1-slim"},
+		{"packageManager pins bun", fstest.MapFS{"package.json": f(`{"module":"index.ts","packageManager":"bun@1.2.19"}`), "index.ts": f(""), "bun.lock": bunLock}, "bun run index.ts", "oven/bun:1.2.19-slim"},
+		{"main .ts in a bun project", fstest.MapFS{"package.json": f(`{"main":"src/server.ts"}`), "src/server.ts": f(""), "bun.lock": bunLock}, "bun run src/server.ts", "oven/bun:1-slim"},
+		{"start runs a file with bun", fstest.MapFS{"package.json": f(`{"scripts":{"start":"bun run src/index.ts"}}`), "src/index.ts": f(""), "bun.lock": bunLock}, "bun run src/index.ts", "oven/bun:1-slim"},
+		{"start: bun FILE", fstest.MapFS{"package.json": f(`{"scripts":{"start":"NODE_ENV=production bun server.js"}}`), "server.js": f(""), "bun.lock": bunLock}, "bun server.js", "oven/bun:1-slim"},
+		{"bun --watch is dev, main wins", fstest.MapFS{"package.json": f(`{"main":"server.js","scripts":{"start":"bun --watch index.ts"}}`), "server.js": f(""), "index.ts": f(""), "bun.lock": bunLock}, "node server.js", "node:22-slim"},
+		{"module .js is for bundlers", fstest.MapFS{"package.json": f(`{"module":"dist/index.mjs","main":"server.js"}`), "server.js": f(""), "package-lock.json": file(npmLock)}, "node server.js", "node:22-slim"},
+		{"bun run SCRIPT stays a script", fstest.MapFS{"package.json": f(`{"scripts":{"start":"bun run serve","serve":"node s.js"}}`), "s.js": f(""), "bun.lock": bunLock}, "node s.js", "node:22-slim"},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			p, err := planOf(t, tc.src, detect.Options{})
+			if err != nil {
+				t.Fatalf("Plan() = %v", err)
+			}
+			if got := strings.Join(p.Entrypoint, " "); got != tc.want {
+				t.Errorf("entrypoint %q, want %q", got, tc.want)
+			}
+			if p.Base != tc.base {
+				t.Errorf("base %q, want %q", p.Base, tc.base)
+			}
+			bun := strings.HasPrefix(tc.base, "oven/bun")
+			if bun != (p.Env["NODE_OPTIONS"] == "") || bun != (len(p.ToolchainChecks) == 0) {
+				t.Errorf("bun %v: NODE_OPTIONS %q, toolchain checks %v", bun, p.Env["NODE_OPTIONS"], p.ToolchainChecks)
+			}
+			if bun && (len(p.BaseRuntimes) != 1 || p.BaseRuntimes[0].Name != "Bun") {
+				t.Errorf("base runtimes %+v, want Bun", p.BaseRuntimes)
+			}
+			for _, s := range p.Steps {
+				if bun && s.Toolchain[0] != "bun" {
+					t.Errorf("step %s probes %v, want bun's version", s.Name, s.Toolchain)
+				}
+			}
+			if err := p.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+		})
+	}
+}

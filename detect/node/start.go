@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/packer-build/packer/config"
@@ -53,6 +54,9 @@ func startCommand(src fs.FS, pkg *packageJSON) (start, bool, error) {
 		st, err := fromScript(src, pkg, script, fmt.Sprintf("package.json scripts.%s: %s", name, script))
 		return st, err == nil, err
 	}
+	if f := bunEntry(src, pkg); f != "" {
+		return start{argv: []string{"bun", "run", f}, source: "package.json " + bunEntryField(pkg) + ": " + f + " (TypeScript, run by bun)"}, true, nil
+	}
 	if pkg.Main != "" {
 		return start{argv: []string{"node", pkg.Main}, source: "package.json main: " + pkg.Main}, true, nil
 	}
@@ -75,9 +79,11 @@ func isDev(script string) bool {
 	if devCommands[w[0]] {
 		return true
 	}
-	// nest start (without --prod builds), next dev, node --watch.
+	// nest start (without --prod builds), next dev, node --watch, bun
+	// --watch / --hot.
 	return (w[0] == "nest" && len(w) > 1 && w[1] == "start") || (w[0] == "next" && len(w) > 1 && w[1] == "dev") ||
-		(w[0] == "node" && len(w) > 1 && w[1] == "--watch")
+		(w[0] == "node" && len(w) > 1 && w[1] == "--watch") ||
+		(w[0] == "bun" && (slices.Contains(w, "--watch") || slices.Contains(w, "--hot")))
 }
 
 // fromScript turns a script into an argv: leading VAR=value words become
@@ -128,6 +134,9 @@ func resolveScript(src fs.FS, pkg *packageJSON, dir, script, source string, dept
 	}
 	switch {
 	case w[0] == "node" || strings.Contains(w[0], "/"):
+		st.argv = w
+	case w[0] == "bun" && bunRunsFile(src, dir, w):
+		// bun index.ts, bun run src/server.ts: bun is the runtime.
 		st.argv = w
 	case w[0] == "npm" || w[0] == "yarn" || w[0] == "pnpm" || w[0] == "bun":
 		name, rest := scriptOf(w)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -67,31 +68,64 @@ func EnsureNodeBase() (string, error) {
 }
 
 func ensureNodeBase(debian string) (string, error) {
+	arch := map[string]string{"amd64": "x64", "arm64": "arm64"}[runtime.GOARCH]
+	if arch == "" {
+		return "", fmt.Errorf("no Node.js package for %s", runtime.GOARCH)
+	}
+	return npmBase(debian, npmBaseSpec{
+		name: "node" + OtherNodeVersion, tag: "node22",
+		// package/bin/node → usr/local/bin/node, package/include →
+		// usr/local/include, npm's package/ → usr/local/lib/node_modules/npm.
+		packages: []npmPackage{
+			{"node-linux-" + arch + "@" + OtherNodeVersion, func(n string) string {
+				switch {
+				case n == "bin/node":
+					return "usr/local/bin/node"
+				case strings.HasPrefix(n, "include/"):
+					return "usr/local/" + n
+				}
+				return ""
+			}},
+			{"npm@" + otherNPMVersion, func(n string) string { return "usr/local/lib/node_modules/npm/" + n }},
+		},
+		symlinks: map[string]string{"usr/local/bin/npm": "../lib/node_modules/npm/bin/npm-cli.js", "usr/local/bin/npx": "../lib/node_modules/npm/bin/npx-cli.js"},
+		env:      []string{"NODE_VERSION=" + OtherNodeVersion},
+	})
+}
+
+// npmPackage is a package of the npm registry (NAME@VERSION) and where
+// its files go in the image ("" leaves a file out).
+type npmPackage struct {
+	spec   string
+	rename func(string) string
+}
+
+// npmBaseSpec is a test base: the Debian test base plus one layer made of
+// npm packages' files, symbolic links and environment variables.
+type npmBaseSpec struct {
+	name, tag string
+	packages  []npmPackage
+	symlinks  map[string]string
+	env       []string
+}
+
+// npmBase builds spec once per TestCacheDir (and Debian base) and returns
+// "oci:DIR:TAG".
+func npmBase(debian string, spec npmBaseSpec) (string, error) {
 	dir, err := TestCacheDir()
 	if err != nil {
 		return "", err
 	}
 	_, debianLayout := debianPaths(dir)
-	layoutDir := filepath.Join(dir, fmt.Sprintf("node%s-oci-%s-%s", OtherNodeVersion, runtime.GOARCH, filepath.Base(debianLayout)))
+	layoutDir := filepath.Join(dir, fmt.Sprintf("%s-oci-%s-%s", spec.name, runtime.GOARCH, filepath.Base(debianLayout)))
 	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err == nil {
-		return "oci:" + layoutDir + ":node22", nil
+		return "oci:" + layoutDir + ":" + spec.tag, nil
 	}
-	arch := map[string]string{"amd64": "x64", "arm64": "arm64"}[runtime.GOARCH]
-	if arch == "" {
-		return "", fmt.Errorf("no Node.js package for %s", runtime.GOARCH)
-	}
-	work, err := os.MkdirTemp(dir, ".node-")
+	work, err := os.MkdirTemp(dir, ".npmbase-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	for _, pkg := range []string{"node-linux-" + arch + "@" + OtherNodeVersion, "npm@" + otherNPMVersion} {
-		cmd := exec.Command("npm", "pack", "--silent", pkg)
-		cmd.Dir = work
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("npm pack %s: %w\n%s", pkg, err, out)
-		}
-	}
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
 	dirs := map[string]bool{}
@@ -109,8 +143,6 @@ func ensureNodeBase(debian string) (string, error) {
 		}
 		return nil
 	}
-	// package/bin/node → usr/local/bin/node, package/include → usr/local/include,
-	// npm's package/ → usr/local/lib/node_modules/npm.
 	copyTgz := func(file string, rename func(string) string) error {
 		f, err := os.Open(file)
 		if err != nil {
@@ -149,23 +181,28 @@ func ensureNodeBase(debian string) (string, error) {
 			}
 		}
 	}
-	err = copyTgz(filepath.Join(work, fmt.Sprintf("node-linux-%s-%s.tgz", arch, OtherNodeVersion)), func(n string) string {
-		switch {
-		case n == "bin/node":
-			return "usr/local/bin/node"
-		case strings.HasPrefix(n, "include/"):
-			return "usr/local/" + n
+	for _, pkg := range spec.packages {
+		cmd := exec.Command("npm", "pack", "--silent", pkg.spec)
+		cmd.Dir = work
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("npm pack %s: %w\n%s", pkg.spec, err, out)
 		}
-		return ""
-	})
-	if err != nil {
-		return "", err
+		lines := strings.Fields(string(out))
+		if len(lines) == 0 {
+			return "", fmt.Errorf("npm pack %s printed no file name", pkg.spec)
+		}
+		if err := copyTgz(filepath.Join(work, lines[len(lines)-1]), pkg.rename); err != nil {
+			return "", fmt.Errorf("%s: %w", pkg.spec, err)
+		}
 	}
-	if err := copyTgz(filepath.Join(work, "npm-"+otherNPMVersion+".tgz"), func(n string) string { return "usr/local/lib/node_modules/npm/" + n }); err != nil {
-		return "", err
+	names := make([]string, 0, len(spec.symlinks))
+	for name := range spec.symlinks {
+		names = append(names, name)
 	}
-	for name, target := range map[string]string{"usr/local/bin/npm": "../lib/node_modules/npm/bin/npm-cli.js", "usr/local/bin/npx": "../lib/node_modules/npm/bin/npx-cli.js"} {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}); err != nil {
+	sort.Strings(names)
+	for _, name := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: spec.symlinks[name], Mode: 0o777}); err != nil {
 			return "", err
 		}
 	}
@@ -204,12 +241,12 @@ func ensureNodeBase(debian string) (string, error) {
 		return "", err
 	}
 	cfg = cfg.DeepCopy()
-	cfg.Config.Env = append(cfg.Config.Env, "NODE_VERSION="+OtherNodeVersion)
+	cfg.Config.Env = append(cfg.Config.Env, spec.env...)
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return "", err
 	}
-	if err := writeLayout(dir, img, "node22", layoutDir); err != nil {
+	if err := writeLayout(dir, img, spec.tag, layoutDir); err != nil {
 		return "", err
 	}
-	return "oci:" + layoutDir + ":node22", nil
+	return "oci:" + layoutDir + ":" + spec.tag, nil
 }
