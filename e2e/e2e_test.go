@@ -327,3 +327,31 @@ func TestGoShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestGoNestedMainPackages: when no main package is named like the module,
+// the error lists every one, nested ones too (./cmd/admin/users under
+// ./cmd/admin); --target builds the nested one, whose output is the
+// command's own under runc.
+func TestGoNestedMainPackages(t *testing.T) {
+	t.Parallel()
+	dir := testutil.CopyFixture(t, "go-multi-cmd")
+	renamed := testutil.CopyFixture(t, "go-multi-cmd")
+	os.WriteFile(filepath.Join(renamed, "go.mod"), []byte("module example.com/store\n\ngo 1.22\n"), 0o644)
+	r := packer(t, cacheEnv(t), "plan", renamed)
+	if want := "(./cmd/admin, ./cmd/admin/users, ./cmd/shop, ./cmd/worker): choose the main package to build with --target DIR"; r.err == nil || !strings.Contains(r.stderr, want) {
+		t.Errorf("plan: %v, want an error listing %q:\n%s", r.err, want, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "layout")
+	r = packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "--target", "./cmd/admin/users", "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(c.log(), "shop: admin users") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(c.log(), "shop: admin users") {
+		t.Errorf("the nested command printed %q, want %q", c.log(), "shop: admin users")
+	}
+}
