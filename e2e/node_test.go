@@ -142,7 +142,7 @@ func TestNodeFixtures(t *testing.T) {
 		{fixture: "node-express", body: `"uid":65532`, absent: []string{"app/node_modules/@types/express", "app/.env"}},
 		{fixture: "node-bare", body: "hello from plain node (uid 65532)"},
 		{fixture: "node-npm-workspace-root", body: "hello from the workspace lib, api"},
-		{fixture: "node-pnpm-workspace-root", body: "hello from the pnpm workspace lib, pnpm root, up 1m (uid 65532)"},
+		{fixture: "node-pnpm-workspace-root", body: "hello from the pnpm workspace lib, pnpm root, up 1m (uid 65532; migrated by pnpm/10.34.8)", absent: []string{"app/.packer-pm"}},
 		{fixture: "node-yarn-pnp", body: `"pnp":true`, absent: []string{"app/node_modules"}},
 		{fixture: "node-next-turbo", body: "hello from the turbo ui package", absent: []string{"app/node_modules/turbo", "app/apps/web/.next/cache", "app/node_modules/typescript"}},
 		{fixture: "node-hono-bun", body: "hello from hono", absent: []string{"app/node_modules/typescript"}},
@@ -689,11 +689,12 @@ func TestNodeSourceChangeRebuild(t *testing.T) {
 	for _, tc := range []struct {
 		fixture, edit string
 		base          func(testing.TB) string
+		kept          []string // layers besides deps that must not move
 	}{
-		{"node-npm-workspace-root", "packages/api/server.js", testutil.DebianBase},
-		{"node-yarn-pnp", "server.js", testutil.DebianBase},
-		{"node-pnpm-workspace-root", "packages/api/server.js", testutil.DebianBase},
-		{"node-bun-workspace-root", "packages/shared/index.ts", testutil.BunBase},
+		{"node-npm-workspace-root", "packages/api/server.js", testutil.DebianBase, nil},
+		{"node-yarn-pnp", "server.js", testutil.DebianBase, nil},
+		{"node-pnpm-workspace-root", "packages/api/server.js", testutil.DebianBase, []string{"pm"}},
+		{"node-bun-workspace-root", "packages/shared/index.ts", testutil.BunBase, nil},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			base := tc.base(t)
@@ -708,8 +709,10 @@ func TestNodeSourceChangeRebuild(t *testing.T) {
 			if !strings.Contains(log, "step deps (linux/amd64): inputs unchanged, skipped") {
 				t.Errorf("the rebuild ran the install:\n%s", log)
 			}
-			if layerByComment(t, first, "deps") != layerByComment(t, second, "deps") {
-				t.Errorf("the dependency layer changed on a source edit")
+			for _, name := range append([]string{"deps"}, tc.kept...) {
+				if layerByComment(t, first, name) != layerByComment(t, second, name) {
+					t.Errorf("layer %s changed on a source edit", name)
+				}
 			}
 			if layerByComment(t, first, "app") == layerByComment(t, second, "app") {
 				t.Errorf("the app layer did not change")

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -316,14 +317,11 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		for k, v := range st.env {
 			p.Env[k] = v
 		}
-		if len(st.argv) == 3 && st.argv[0] == "sh" && pmInShell.MatchString(st.argv[2]) {
-			evidence = append(evidence, "warning: the start command runs a package manager through the shell ("+st.argv[2]+"): node images carry npm, and pnpm and yarn only through corepack, which downloads them at start; make the start run node directly, or use a Procfile web: line")
-		}
 		if st.dir != "" {
 			// The start runs in a workspace package: there, with its own
 			// and the root's binaries on PATH (as npm run would).
 			p.WorkingDir = path.Join(AppDir, st.dir)
-			p.Env["PATH"] = path.Join(AppDir, st.dir, "node_modules/.bin") + ":" + AppDir + "/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+			p.Env["PATH"] = path.Join(AppDir, st.dir, "node_modules/.bin") + ":" + AppDir + "/node_modules/.bin:" + defaultPath
 			evidence = append(evidence, "the start runs in "+st.dir+", with its node_modules/.bin and the root's on PATH")
 		}
 		p.Env["HOST"] = "0.0.0.0"
@@ -355,6 +353,9 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 			p.Layers = append(p.Layers, devLayer, app)
 		} else {
 			p.Layers = append(p.Layers, plan.Layer{Name: "app", From: plan.FromSource, Dest: AppDir})
+		}
+		if len(st.argv) == 3 && st.argv[0] == "sh" {
+			evidence = append(evidence, shellPM(p, pm, st.argv[2])...)
 		}
 	}
 	if len(p.Entrypoint) > 0 && p.Entrypoint[0] == "bun" {
@@ -558,7 +559,38 @@ func yarn1Focus(dirs string, production bool) ([]string, map[string]string) {
 }
 
 // pmInShell finds a package manager called from a shell start script.
-var pmInShell = regexp.MustCompile(`(^|[\s;&|(])(npm|npx|pnpm|yarn|bun)\s`)
+var pmInShell = regexp.MustCompile(`(^|[\s;&|(])(npm|npx|pnpm|yarn|bun)(\s|$)`)
+
+// shellPM: a start that calls pnpm or yarn through the shell (`pnpm run
+// migrate && node server.js`) gets the project's own package manager in
+// the image, on PATH (p gains the step and the layer); npm is in node
+// images already; any other is a warning in the plan.
+func shellPM(p *plan.Plan, pm *packageManager, script string) []string {
+	var evidence []string
+	warned := map[string]bool{}
+	for _, m := range pmInShell.FindAllStringSubmatch(script, -1) {
+		called := m[2]
+		name, spec, _, shippable := pm.runtimeCLI()
+		switch {
+		case called == "npm" || called == "npx" || warned[called]:
+			continue
+		case shippable && called == name:
+			if slices.ContainsFunc(p.Steps, func(s plan.Step) bool { return s.Name == "pm" }) {
+				continue
+			}
+			step, layer, _ := pm.shipCLI()
+			// Below the app layer, which changes most.
+			p.Steps = append(p.Steps, step)
+			p.Layers = slices.Insert(p.Layers, len(p.Layers)-1, layer)
+			p.Env["PATH"] = PMDir + "/bin:" + orDefault(p.Env["PATH"], defaultPath)
+			evidence = append(evidence, "the start command calls "+called+" through the shell: "+spec+" (this project's) ships in "+PMDir+", on PATH")
+		default:
+			warned[called] = true
+			evidence = append(evidence, "warning: the start command calls "+called+" through the shell ("+script+"), which this project does not install with and the image lacks; make the start run node directly, or use a Procfile web: line")
+		}
+	}
+	return evidence
+}
 
 // wsModules are the node_modules directories of workspace packages.
 func wsModules(dirs []string) []string {

@@ -338,19 +338,57 @@ func TestStartThroughPackageManager(t *testing.T) {
 	}
 }
 
-// A start that runs a package manager through the shell is flagged: the
-// image may not have it.
+// A start that runs pnpm or yarn through the shell gets the project's own
+// package manager shipped on PATH; npm is in node images; a package
+// manager the project does not use is a warning.
 func TestPackageManagerInShellStart(t *testing.T) {
-	src := fstest.MapFS{
-		"package.json":      file(`{"dependencies":{"express":"4"},"scripts":{"start":"pnpm migrate && node s.js","migrate":"node m.js"}}`),
-		"package-lock.json": file(npmLock),
-	}
-	p, err := Provider{}.Plan(context.Background(), src, detect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(strings.Join(p.Evidence, "\n"), "warning: the start command runs a package manager through the shell") {
-		t.Errorf("no warning in %q", p.Evidence)
+	pnpmLock := file("lockfileVersion: '9.0'\n")
+	for _, tc := range []struct {
+		description string
+		src         fstest.MapFS
+		spec        string // the package manager shipped, "" for none
+		warning     bool
+	}{
+		{"npm project calls pnpm", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"scripts":{"start":"pnpm migrate && node s.js","migrate":"node m.js"}}`), "package-lock.json": file(npmLock)}, "", true},
+		{"npm project calls npm", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"scripts":{"start":"npm run migrate && node s.js","migrate":"node m.js"}}`), "package-lock.json": file(npmLock)}, "", false},
+		{"pnpm project calls pnpm", fstest.MapFS{"package.json": file(`{"dependencies":{"express":"4"},"scripts":{"start":"pnpm migrate && node s.js","migrate":"node m.js"}}`), "pnpm-lock.yaml": pnpmLock}, "pnpm@10", false},
+		{"pinned pnpm, twice", fstest.MapFS{"package.json": file(`{"packageManager":"pnpm@9.15.9","scripts":{"start":"pnpm --version; pnpm run serve","serve":"node s.js"}}`), "pnpm-lock.yaml": pnpmLock}, "pnpm@9.15.9", false},
+		{"yarn 1 calls yarn", fstest.MapFS{"package.json": file(`{"scripts":{"start":"yarn migrate && node s.js","migrate":"node m.js"}}`), "yarn.lock": file("# yarn lockfile v1\n")}, "yarn@1", false},
+	} {
+		t.Run(tc.description, func(t *testing.T) {
+			p, err := Provider{}.Plan(context.Background(), tc.src, detect.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := strings.Join(p.Evidence, "\n")
+			if got := strings.Contains(ev, "warning: the start command calls"); got != tc.warning {
+				t.Errorf("warning %v, want %v: %q", got, tc.warning, p.Evidence)
+			}
+			var pm *plan.Step
+			for i := range p.Steps {
+				if p.Steps[i].Name == "pm" {
+					pm = &p.Steps[i]
+				}
+			}
+			if tc.spec == "" {
+				if pm != nil || strings.Contains(p.Env["PATH"], PMDir) {
+					t.Errorf("a package manager shipped: %v, PATH %q", pm, p.Env["PATH"])
+				}
+				return
+			}
+			if pm == nil || !strings.Contains(pm.Run[2], "'"+tc.spec+"'") || pm.Key != "package manager at run time: "+tc.spec {
+				t.Fatalf("pm step %+v, want one fetching %s", pm, tc.spec)
+			}
+			if !strings.HasPrefix(p.Env["PATH"], PMDir+"/bin:") {
+				t.Errorf("PATH %q does not start with %s/bin", p.Env["PATH"], PMDir)
+			}
+			if n := len(p.Layers); n < 2 || p.Layers[n-2].Name != "pm" || p.Layers[n-1].Name != "app" {
+				t.Errorf("layers %v: want pm just below app", p.Layers)
+			}
+			if err := p.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+		})
 	}
 }
 

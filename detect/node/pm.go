@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/packer-build/packer/detect"
+	"github.com/packer-build/packer/plan"
 )
 
 // packageManager knows how to install with one package manager.
@@ -298,4 +299,53 @@ func pnpmForLockfile(src fs.FS, lockfile string) (string, string) {
 		return lv, "6"
 	}
 	return lv, ""
+}
+
+// PMDir is where a package manager a start command calls is installed in
+// the image (its bin/ goes on PATH).
+const PMDir = "/opt/packer/pm"
+
+// defaultPath is the PATH of the Debian-based node images.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// runtimeCLI is the npm package that holds this package manager's CLI as
+// one self-contained file (no dependencies to install), and that file:
+// pnpm and yarn, which node images lack (corepack would download them at
+// start, from a network the container may not have). ok=false for npm
+// (node images carry it) and bun (it is the runtime, or not in the image).
+func (p *packageManager) runtimeCLI() (name, spec, bin string, ok bool) {
+	switch p.Name {
+	case "pnpm":
+		return "pnpm", "pnpm@" + orDefault(p.Version, orDefault(p.Major, "latest")), "bin/pnpm.cjs", true
+	case "yarn":
+		return "yarn", "yarn@" + orDefault(p.Version, "1"), "bin/yarn.js", true
+	case "yarn-berry":
+		return "yarn", "@yarnpkg/cli-dist@" + orDefault(p.Version, "4"), "bin/yarn.js", true
+	}
+	return "", "", "", false
+}
+
+// shipCLI is the step that fetches the package manager's CLI (npm pack,
+// so .npmrc's registry and auth apply) into .packer-pm with a bin/NAME
+// wrapper, and the layer that puts it at PMDir. Cached by the lockfile
+// and the version.
+func (p *packageManager) shipCLI() (plan.Step, plan.Layer, bool) {
+	name, spec, bin, ok := p.runtimeCLI()
+	if !ok {
+		return plan.Step{}, plan.Layer{}, false
+	}
+	script := `set -e; d=.packer-pm; rm -rf "$d"; mkdir -p "$d/bin" "$d/` + name + `"; ` +
+		`npm pack --silent --pack-destination "$d" '` + spec + `' >/dev/null; ` +
+		`tar -xzf "$d"/*.tgz -C "$d/` + name + `" --strip-components=1 --no-same-owner; rm -f "$d"/*.tgz; ` +
+		`printf '#!/bin/sh\nexec node ` + PMDir + `/` + name + `/` + bin + ` "$@"\n' >"$d/bin/` + name + `"; chmod 755 "$d/bin/` + name + `"`
+	inputs := []string{"package.json"}
+	if p.Lockfile != "" {
+		inputs = []string{p.Lockfile}
+	}
+	step := plan.Step{
+		Name: "pm", Run: []string{"sh", "-c", script}, Inputs: inputs, Key: "package manager at run time: " + spec,
+		Output: ".packer-pm", Toolchain: toolchain,
+		Hint: "fetching " + spec + " with npm pack failed; check the npm registry settings (.npmrc)",
+	}
+	return step, plan.Layer{Name: "pm", From: "pm", Dest: PMDir}, true
 }
