@@ -123,13 +123,19 @@ func WriteTar(w io.Writer, files []File, spec Spec) error {
 	return tw.Close()
 }
 
+// copyFile writes f's f.Size bytes to w; the holes of a sparse file are
+// written as zeros without being read.
 func copyFile(w io.Writer, f File, buf []byte) error {
 	r, err := os.Open(f.Abs)
 	if err != nil {
 		return unreadable(f.Rel, err)
 	}
 	defer r.Close()
-	n, err := io.CopyBuffer(w, io.LimitReader(r, f.Size), buf)
+	var src io.Reader = io.LimitReader(r, f.Size)
+	if regions, sparse := dataRegions(r, f.Size); sparse {
+		src = &sparseReader{f: r, regions: regions, size: f.Size}
+	}
+	n, err := io.CopyBuffer(w, src, buf)
 	if err != nil {
 		return fmt.Errorf("reading %q: %w", f.Rel, err)
 	}

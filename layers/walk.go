@@ -213,7 +213,7 @@ func CopyFiles(ctx context.Context, dest string, files []File) error {
 			if err != nil {
 				return err
 			}
-			if err := copyFile(ContextWriter(ctx, w), f, buf); err != nil {
+			if err := copySparse(ctx, w, f, buf); err != nil {
 				w.Close()
 				return err
 			}
@@ -294,4 +294,30 @@ func Entries(r io.Reader, fn func(name string, h *tar.Header, body io.Reader) er
 			return err
 		}
 	}
+}
+
+// copySparse copies f into w, keeping a sparse file's holes as holes (the
+// staging copy of a 5 GiB disk image with little data takes no time and
+// no disk).
+func copySparse(ctx context.Context, w *os.File, f File, buf []byte) error {
+	r, err := os.Open(f.Abs)
+	if err != nil {
+		return unreadable(f.Rel, err)
+	}
+	regions, sparse := dataRegions(r, f.Size)
+	r.Close()
+	if !sparse {
+		return copyFile(ContextWriter(ctx, w), f, buf)
+	}
+	for _, reg := range regions {
+		if _, err := w.Seek(reg.off, io.SeekStart); err != nil {
+			return err
+		}
+		sub := f
+		sub.Size = reg.n
+		if err := copyRange(ContextWriter(ctx, w), sub, reg.off, buf); err != nil {
+			return err
+		}
+	}
+	return w.Truncate(f.Size)
 }
