@@ -71,7 +71,7 @@ func TestCredentialHelper(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	last := lines[len(lines)-1]
-	if !strings.Contains(last, "refused the credentials (HTTP 401)") || !strings.Contains(last, "docker login "+host) {
+	if !strings.Contains(last, "refused the credentials (HTTP 401)") || !strings.Contains(last, "packer login "+host) {
 		t.Errorf("error = %q", last)
 	}
 	// packer login stores credentials the way docker login does (here: in

@@ -288,7 +288,7 @@ func explain(what, reg string, err error) error {
 	if errors.As(err, &terr) {
 		switch terr.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return &hinted{fmt.Sprintf("%s: %s refused the credentials (HTTP %d); log in with `docker login %s` or configure a credential helper", what, reg, terr.StatusCode, reg), err}
+			return &hinted{fmt.Sprintf("%s: %s refused the credentials (HTTP %d); log in with `packer login %s -u USER --password-stdin` (or docker login: both write the docker config packer reads), or configure a credential helper", what, reg, terr.StatusCode, reg), err}
 		case http.StatusNotFound:
 			return &hinted{fmt.Sprintf("%s: not found on %s; check the name and tag", what, reg), err}
 		}
