@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -219,6 +220,47 @@ func TestKeylessSigningWithFulcio(t *testing.T) {
 	if out, err := verify(cosign, "verify", "--certificate-identity", identity, "--certificate-oidc-issuer", "https://token.actions.example"); err == nil {
 		t.Errorf("cosign verify accepted another issuer:\n%s", out)
 	}
+
+	// packer verify checks the same, keyless: the certificate chains to
+	// Fulcio's root, names the workflow and the issuer; without a log
+	// entry only with --insecure-ignore-tlog.
+	pv := func(args ...string) result {
+		return packer(t, nil, append([]string{"verify", ref, "--trusted-root", roots}, args...)...)
+	}
+	if r := pv(append(id, "--insecure-ignore-tlog")...); r.err != nil || !strings.Contains(r.stdout, "signature verified against "+identity) || !strings.Contains(r.stdout, "https://spdx.dev/Document") {
+		t.Errorf("packer verify (keyless): %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--certificate-identity", "https://github.com/acme/shop/.github/workflows/other.yml@refs/heads/main", "--certificate-oidc-issuer", o.srv.URL, "--insecure-ignore-tlog"}, "its certificate is for \"" + identity + "\""},
+		{[]string{"--certificate-identity", identity, "--certificate-oidc-issuer", "https://token.actions.example", "--insecure-ignore-tlog"}, "its certificate's OIDC issuer is"},
+		{id, "it has no transparency log entry"},
+	} {
+		r := pv(bad.args...)
+		if r.err == nil || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("packer verify %v: %v, want an error with %q:\n%s", bad.args, r.err, bad.want, r.stderr)
+		}
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherCA := selfSignedCA(t, other)
+	if r := packer(t, nil, append([]string{"verify", ref, "--trusted-root", otherCA, "--insecure-ignore-tlog"}, id...)...); r.err == nil || !strings.Contains(r.stderr, "does not chain to the trusted root") {
+		t.Errorf("packer verify with another root: %v\n%s", r.err, r.stderr)
+	}
+}
+
+// selfSignedCA writes a CA certificate for key (PEM) and returns its path.
+func selfSignedCA(t *testing.T, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "other-ca.pem")
+	os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return p
 }
 
 // fakeRekor stands in for a Rekor transparency log, which cannot run here
@@ -331,6 +373,18 @@ func TestKeylessSigningWithTransparencyLog(t *testing.T) {
 		} else if !strings.Contains(string(out), "Existence of the claims in the transparency log was verified offline") {
 			t.Errorf("cosign %s did not check the log entry:\n%s", args[0], out)
 		}
+	}
+	// packer verify checks each bundle against the log's key: the signed
+	// entry timestamp, and that the entry records this signature; another
+	// log key is refused.
+	r := packer(t, []string{"SIGSTORE_REKOR_PUBLIC_KEY=" + rekor.pubFile}, append([]string{"verify", ref, "--trusted-root", roots}, id...)...)
+	if r.err != nil || !strings.Contains(r.stdout, "attestations verified") {
+		t.Errorf("packer verify with the transparency log: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	other := startFakeRekor(t)
+	r = packer(t, []string{"SIGSTORE_REKOR_PUBLIC_KEY=" + other.pubFile}, append([]string{"verify", ref, "--trusted-root", roots}, id...)...)
+	if r.err == nil || !strings.Contains(r.stderr, "signed timestamp does not verify") {
+		t.Errorf("packer verify against another log's key: %v\n%s", r.err, r.stderr)
 	}
 }
 

@@ -56,3 +56,52 @@ func TestRekorSETVerified(t *testing.T) {
 		t.Fatalf("a SET that does not match its entry: %v", err)
 	}
 }
+
+// TestBundleChecked: packer verify's check of a Rekor bundle: the SET
+// against the log's key, and that the entry is this signature by this
+// signer; each mismatch is refused with its reason.
+func TestBundleChecked(t *testing.T) {
+	logKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(logKey.Public())
+	makeBundle := func(entry any) string {
+		body, _ := json.Marshal(entry)
+		var b bundle
+		b.Payload.Body = base64.StdEncoding.EncodeToString(body)
+		b.Payload.IntegratedTime, b.Payload.LogIndex, b.Payload.LogID = 1700000000, 3, fmt.Sprintf("%x", sha256.Sum256(der))
+		signed, _ := json.Marshal(map[string]any{"body": b.Payload.Body, "integratedTime": b.Payload.IntegratedTime, "logID": b.Payload.LogID, "logIndex": b.Payload.LogIndex})
+		sum := sha256.Sum256(signed)
+		b.SignedEntryTimestamp, _ = ecdsa.SignASN1(rand.Reader, logKey, sum[:])
+		j, _ := json.Marshal(b)
+		return string(j)
+	}
+	payload, sig, signer := []byte("payload"), []byte("signature"), []byte("-----BEGIN PUBLIC KEY-----\nsigner\n-----END PUBLIC KEY-----\n")
+	v := &Verifier{LogKeys: []*ecdsa.PublicKey{&logKey.PublicKey}}
+	at, err := v.logged(makeBundle(hashedRekord(payload, sig, signer)), sig, payload, signer)
+	if err != nil || at.Unix() != 1700000000 {
+		t.Fatalf("a matching bundle: %v, %v", at, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle string
+		v      *Verifier
+		want   string
+	}{
+		{"another signature", makeBundle(hashedRekord(payload, []byte("other"), signer)), v, "records another signature"},
+		{"another payload", makeBundle(hashedRekord([]byte("other"), sig, signer)), v, "records another signature"},
+		{"another signer", makeBundle(hashedRekord(payload, sig, []byte("other"))), v, "names another signer"},
+		{"another log", makeBundle(hashedRekord(payload, sig, signer)), &Verifier{LogKeys: []*ecdsa.PublicKey{otherKey(t)}}, "signed timestamp does not verify"},
+		{"no log key", makeBundle(hashedRekord(payload, sig, signer)), &Verifier{}, "no transparency log key"},
+	} {
+		if _, err := tc.v.logged(tc.bundle, sig, payload, signer); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func otherKey(t *testing.T) *ecdsa.PublicKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.PublicKey
+}
