@@ -162,8 +162,8 @@ func TestKilledBuildReclaimed(t *testing.T) {
 	}
 }
 
-// TestInterruptPhases: SIGTERM while a step runs, and while a push waits
-// on a registry that stopped answering, exits 143 within a second, says
+// TestInterruptPhases: SIGTERM while a step runs, while the layout is
+// written, and while a push waits on a registry that stopped answering, exits 143 within a second, says
 // what was interrupted, and publishes nothing (no layout, no tag).
 func TestInterruptPhases(t *testing.T) {
 	t.Parallel()
@@ -191,16 +191,25 @@ func TestInterruptPhases(t *testing.T) {
 		"layers":     []any{map[string]any{"name": "app", "from": "slow", "include": []string{"main.go"}, "dest": "/app"}},
 		"entrypoint": []string{"/app/none"}, "user": "65532:65532", "workingDir": "/app",
 	})
+	// The layout phase: a 400 MB layer that gzip cannot shrink is being
+	// copied into the layout when the image's digest is logged.
+	bigLayer := writePlan(t, map[string]any{
+		"provider": "custom", "base": "builtin:static",
+		"layers":     []any{map[string]any{"name": "app", "from": "src", "include": []string{"data.bin"}, "dest": "/app"}},
+		"entrypoint": []string{"/app/none"}, "user": "65532:65532", "workingDir": "/app",
+	})
 	for _, c := range []struct {
 		phase, plan, waitFor string
 		args                 []string
 		reached              chan struct{}
+		size                 int64
 	}{
-		{"step", slowStep, "started", []string{"-o", "oci:LAYOUT", "-t", "app:v1"}, nil},
-		{"push", sourcePlan(t), "", []string{"-t", proxyHost + "/app:v1", "--push", "--sbom", "none"}, reached},
+		{"step", slowStep, "started", []string{"-o", "oci:LAYOUT", "-t", "app:v1"}, nil, 0},
+		{"layout", bigLayer, "packer: built sha256:", []string{"-o", "oci:LAYOUT", "-t", "app:v1", "--sbom", "none"}, nil, 400 << 20},
+		{"push", sourcePlan(t), "", []string{"-t", proxyHost + "/app:v1", "--push", "--sbom", "none"}, reached, 0},
 	} {
 		t.Run(c.phase, func(t *testing.T) {
-			dir := bigContext(t, 0)
+			dir := bigContext(t, c.size)
 			layout := filepath.Join(t.TempDir(), "layout")
 			args := []string{"build", dir, "--plan", c.plan, "--cache-dir", t.TempDir()}
 			for _, a := range c.args {
@@ -257,6 +266,9 @@ func TestInterruptPhases(t *testing.T) {
 			}
 			if _, err := os.Stat(layout); err == nil {
 				t.Errorf("%s: a layout was written", c.phase)
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(layout), ".packer-layout-*")); len(left) > 0 {
+				t.Errorf("%s: a half-written layout was left: %v", c.phase, left)
 			}
 			if resp, err := http.Get("http://" + reg + "/v2/app/manifests/v1"); err == nil {
 				resp.Body.Close()
