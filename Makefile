@@ -2,11 +2,14 @@
 GO        ?= go
 BIN       ?= bin/packer
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/packer-build/packer/cmd/packer/cmd.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+COMMITDATE ?= $(shell git log -1 --format=%cI 2>/dev/null)
+CMDPKG    := github.com/packer-build/packer/cmd/packer/cmd
+LDFLAGS   := -X $(CMDPKG).Version=$(VERSION) -X $(CMDPKG).Commit=$(COMMIT) -X $(CMDPKG).CommitDate=$(COMMITDATE)
 PKGS      := ./...
 ERRCHECK  := github.com/kisielk/errcheck@v1.30.0
 
-.PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean
+.PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean release
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -44,5 +47,18 @@ lint: ## gofmt, go vet and errcheck (unhandled errors; .errcheck-exclude lists t
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+release: ## cross-build packer for linux and darwin (amd64, arm64) into dist/: one tar.gz each (binary, LICENSE, README), and SHA256SUMS
+	rm -rf dist && mkdir -p dist
+	set -e; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; d=dist/packer_$(VERSION)_$${os}_$${arch}; mkdir -p $$d; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o $$d/packer ./cmd/packer; \
+	  cp LICENSE README.md CHANGELOG.md $$d/; \
+	  tar -C dist --owner=0 --group=0 --mtime='$(COMMITDATE)' --sort=name -czf $$d.tar.gz $$(basename $$d); \
+	  rm -rf $$d; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+
 clean: ## remove build outputs
-	rm -rf bin
+	rm -rf bin dist

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,25 @@ func TestInside(t *testing.T) {
 		rel, ok := inside(tc.dir, tc.p)
 		if rel != tc.rel || ok != tc.ok {
 			t.Errorf("inside(%q, %q) = %q, %v", tc.dir, tc.p, rel, ok)
+		}
+	}
+}
+
+// TestAboutBuild: the version line names the commit and date from the VCS
+// stamp, or from a pseudo-version (go install module@commit).
+func TestAboutBuild(t *testing.T) {
+	for _, tc := range []struct {
+		bi   debug.BuildInfo
+		want string
+	}{
+		{debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-05T06:00:00Z"}, {Key: "vcs.modified", Value: "true"}}},
+			"packer dev (commit 0123456789ab (modified), 2026-12-05T06:00:00Z)"},
+		{debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261205060000-0123456789ab"}},
+			"packer v0.0.0-20261205060000-0123456789ab (commit 0123456789ab, 2026-12-05T06:00:00Z)"},
+		{debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, "packer v1.2.3"},
+	} {
+		if got := aboutBuild(&tc.bi, true).String(); got != tc.want {
+			t.Errorf("aboutBuild = %q, want %q", got, tc.want)
 		}
 	}
 }

@@ -12,22 +12,16 @@ import (
 // Version is set at link time (-X); otherwise it comes from build info.
 var Version = ""
 
+// version is packer's version: part of step cache keys, SBOMs and
+// provenance (see aboutBuild).
 func version() string {
-	if Version != "" {
-		return Version
+	bi, ok := debug.ReadBuildInfo()
+	a := aboutBuild(bi, ok)
+	if Version == "" && a.Commit != "" && len(a.Commit) >= 12 {
+		// A build from a checkout: each commit is a version of its own.
+		return a.Version + "+" + a.Commit[:12]
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
-		}
-		if v != "" {
-			return v
-		}
-	}
-	return "dev"
+	return a.Version
 }
 
 type rootOptions struct {
