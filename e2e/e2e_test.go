@@ -1,7 +1,13 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -354,4 +360,107 @@ func TestGoNestedMainPackages(t *testing.T) {
 	if !strings.Contains(c.log(), "shop: admin users") {
 		t.Errorf("the nested command printed %q, want %q", c.log(), "shop: admin users")
 	}
+}
+
+// TestResultFilesAndExitCodes: --metadata-file (buildx's keys and
+// packer's) and --iidfile agree with the layout and the registry; each
+// documented exit code comes from the failure it names.
+func TestResultFilesAndExitCodes(t *testing.T) {
+	t.Parallel()
+	dir := testutil.CopyFixture(t, "go-server")
+	tmp := t.TempDir()
+	out, meta, iid := filepath.Join(tmp, "layout"), filepath.Join(tmp, "meta.json"), filepath.Join(tmp, "iid")
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	mustPacker(t, env, "build", dir, "-o", "oci:"+out, "-t", "hello:v1", "--metadata-file", meta, "--iidfile", iid)
+	img := layoutImage(t, out)
+	digest, _ := img.Digest()
+	cfg, _ := img.ConfigName()
+	var m struct {
+		Digest     string `json:"containerimage.digest"`
+		Config     string `json:"containerimage.config.digest"`
+		Name       string `json:"image.name"`
+		Descriptor struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+			Size      int64  `json:"size"`
+		} `json:"containerimage.descriptor"`
+		Images []struct {
+			Layers []struct {
+				Digest string `json:"digest"`
+				Reused bool   `json:"reused"`
+			} `json:"layers"`
+		} `json:"packer.images"`
+	}
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("metadata file: %v\n%s", err, b)
+	}
+	raw, _ := img.RawManifest()
+	if m.Digest != digest.String() || m.Descriptor.Digest != digest.String() || m.Descriptor.Size != int64(len(raw)) || m.Config != cfg.String() || m.Name != "hello:v1" {
+		t.Errorf("metadata %+v does not match the layout's image %s (config %s, manifest %d bytes)", m, digest, cfg, len(raw))
+	}
+	layers, _ := img.Layers()
+	if len(m.Images) != 1 || len(m.Images[0].Layers) == 0 || len(m.Images[0].Layers) > len(layers) {
+		t.Fatalf("metadata images %+v", m.Images)
+	}
+	own := layers[len(layers)-len(m.Images[0].Layers):]
+	for i, l := range m.Images[0].Layers {
+		if d, _ := own[i].Digest(); d.String() != l.Digest {
+			t.Errorf("metadata layer %d is %s, the image's %s", i, l.Digest, d)
+		}
+	}
+	if id, _ := os.ReadFile(iid); string(id) != cfg.String() {
+		t.Errorf("iidfile %q, want the config digest %s", id, cfg)
+	}
+	// A rebuild reports its layers reused.
+	mustPacker(t, env, "build", dir, "-o", "oci:"+out, "-t", "hello:v1", "--metadata-file", meta)
+	b, _ = os.ReadFile(meta)
+	json.Unmarshal(b, &m)
+	for _, l := range m.Images[0].Layers {
+		if !l.Reused {
+			t.Errorf("a rebuild with nothing changed reports layer %s as new", l.Digest)
+		}
+	}
+
+	reg := startRegistry(t, "")
+	mustPacker(t, env, "build", dir, "-t", reg+"/hello:v1", "--push", "--sbom", "none")
+	exit := func(r result) int {
+		var ee *exec.ExitError
+		if errors.As(r.err, &ee) {
+			return ee.ExitCode()
+		}
+		return 0
+	}
+	for _, tc := range []struct {
+		what string
+		code int
+		args []string
+	}{
+		{"an unknown flag", 2, []string{"build", dir, "--nope"}},
+		{"a missing --metadata-file directory", 2, []string{"build", dir, "--metadata-file", filepath.Join(tmp, "no", "m.json")}},
+		{"no app in the directory", 1, []string{"build", t.TempDir()}},
+		{"an unreachable registry", 3, []string{"build", dir, "-t", "127.0.0.1:1/hello:v1", "--push", "--sbom", "none"}},
+		{"an unsigned image", 4, []string{"verify", reg + "/hello:v1", "--key", writePublicKey(t)}},
+	} {
+		r := packer(t, env, tc.args...)
+		if got := exit(r); got != tc.code {
+			t.Errorf("%s: exit %d, want %d\n%s", tc.what, got, tc.code, r.stderr)
+		}
+	}
+}
+
+// writePublicKey writes a fresh ECDSA public key (PEM) and returns its path.
+func writePublicKey(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(k.Public())
+	p := filepath.Join(t.TempDir(), "other.pub")
+	os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	return p
 }

@@ -24,7 +24,8 @@ func dataRegions(f *os.File, size int64) (regions []region, sparse bool) {
 	}
 	fd := int(f.Fd())
 	// Seeking for data and holes moves the file's offset: put it back.
-	defer f.Seek(0, io.SeekStart) //nolint:errcheck // a failed seek fails the read that follows
+	// A failed seek back fails the read that follows.
+	defer func() { _, _ = f.Seek(0, io.SeekStart) }()
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {

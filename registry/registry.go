@@ -324,3 +324,15 @@ type hinted struct {
 
 func (h *hinted) Error() string { return h.msg }
 func (h *hinted) Unwrap() error { return h.err }
+
+// IsRegistryError reports whether err came from talking to a registry:
+// an answer it refused (401, 404, 5xx after retries), a stall, a
+// certificate, a push whose tags moved in part. The CLI exits 3 for
+// these, apart from build failures.
+func IsRegistryError(err error) bool {
+	var h *hinted
+	var terr *transport.Error
+	var stall *StallError
+	var tag *TagError
+	return errors.As(err, &h) || errors.As(err, &terr) || errors.As(err, &stall) || errors.As(err, &tag)
+}

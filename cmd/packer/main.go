@@ -57,6 +57,6 @@ func main() {
 	cancel(nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "packer: error:", err)
-		os.Exit(1)
+		os.Exit(cmd.ExitCode(err))
 	}
 }

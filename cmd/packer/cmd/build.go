@@ -46,6 +46,8 @@ type buildOptions struct {
 	rekorURL  string
 	tlog      bool
 
+	metadataFile, iidFile string
+
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
 }
@@ -90,6 +92,8 @@ Outputs (-o, repeatable):
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
+	f.StringVar(&o.metadataFile, "metadata-file", "", "write the build's result as JSON (docker buildx's keys: containerimage.digest, containerimage.descriptor, containerimage.config.digest, image.name; and packer's: layers reused or new, SBOMs, signature)")
+	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID (the config digest; the index digest for several platforms) to this file")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
 	return c
 }
@@ -121,6 +125,9 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if len(results) == 0 {
 		results = []string{res.Digest.String()}
 	}
+	if err := o.writeResults(res); err != nil {
+		return err
+	}
 	for _, r := range results {
 		fmt.Fprintln(c.OutOrStdout(), r)
 	}
@@ -131,6 +138,12 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 // pipeline request. Everything the user typed is checked here, before
 // any work is done.
 func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request, error) {
+	if err := checkResultFile("--metadata-file", o.metadataFile); err != nil {
+		return nil, err
+	}
+	if err := checkResultFile("--iidfile", o.iidFile); err != nil {
+		return nil, err
+	}
 	client, err := o.registry.client()
 	if err != nil {
 		return nil, err

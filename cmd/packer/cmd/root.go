@@ -3,8 +3,10 @@
 package cmd
 
 import (
+	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -50,5 +52,29 @@ docker-archive tarball.`,
 	}
 	root.PersistentFlags().BoolVarP(&ro.quiet, "quiet", "q", false, "print only results (digest, plan) on stdout; no logs")
 	root.AddCommand(newBuild(ro), newPlan(ro), newSBOM(ro), newVerify(ro), newLogin(ro), newCache(), newVersion())
+	// Command line mistakes are usage errors (exit 2) that name the help.
+	root.SetFlagErrorFunc(flagError)
+	root.SuggestionsMinimumDistance = 2
+	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return &UsageError{fmt.Errorf("%s (see packer --help)", msg)}
+	}
+	var wrap func(*cobra.Command)
+	wrap = func(c *cobra.Command) {
+		if c.Args != nil && c != root {
+			c.Args = usageArgs(c.Args)
+		}
+		for _, sub := range c.Commands() {
+			wrap(sub)
+		}
+	}
+	wrap(root)
 	return root
 }

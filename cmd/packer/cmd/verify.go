@@ -31,7 +31,7 @@ against the log keys of the trusted root or $SIGSTORE_REKOR_PUBLIC_KEY.`,
 			v := &sign.Verifier{IgnoreTlog: ignoreTlog}
 			switch {
 			case key != "" && (identity != "" || issuer != ""):
-				return fmt.Errorf("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature is made with a key or keyless")
+				return &UsageError{fmt.Errorf("--key and --certificate-identity/--certificate-oidc-issuer exclude each other: a signature is made with a key or keyless")}
 			case key != "":
 				pub, err := sign.LoadPublicKey(key)
 				if err != nil {
@@ -39,9 +39,9 @@ against the log keys of the trusted root or $SIGSTORE_REKOR_PUBLIC_KEY.`,
 				}
 				v.Key = pub
 			case identity == "" && issuer == "":
-				return fmt.Errorf("say what to verify against: --key cosign.pub for a key, or --certificate-identity and --certificate-oidc-issuer for a keyless signature")
+				return &UsageError{fmt.Errorf("say what to verify against: --key cosign.pub for a key, or --certificate-identity and --certificate-oidc-issuer for a keyless signature")}
 			case identity == "" || issuer == "":
-				return fmt.Errorf("keyless verification needs both --certificate-identity and --certificate-oidc-issuer (the build log of --sign-keyless prints them)")
+				return &UsageError{fmt.Errorf("keyless verification needs both --certificate-identity and --certificate-oidc-issuer (the build log of --sign-keyless prints them)")}
 			default:
 				v.Identity, v.Issuer = identity, issuer
 				if trustedRoot == "" {
@@ -91,14 +91,14 @@ against the log keys of the trusted root or $SIGSTORE_REKOR_PUBLIC_KEY.`,
 			d := desc.Digest
 			sigImg, err := remote.Image(r.Context().Tag(sign.Tag(d)), opts...)
 			if err != nil {
-				return fmt.Errorf("%s@%s has no signature (%s): %w", r.Context(), d, sign.Tag(d), err)
+				return &VerifyError{fmt.Errorf("%s@%s has no signature (%s): %w", r.Context(), d, sign.Tag(d), err)}
 			}
 			n, why, err := v.Signatures(sigImg, d)
 			if err != nil {
 				return err
 			}
 			if n == 0 {
-				return fmt.Errorf("%s@%s: no signature verifies against %s: %s", r.Context(), d, against, reasons(why, "the image was changed or signed by someone else"))
+				return &VerifyError{fmt.Errorf("%s@%s: no signature verifies against %s: %s", r.Context(), d, against, reasons(why, "the image was changed or signed by someone else"))}
 			}
 			w := c.OutOrStdout()
 			fmt.Fprintf(w, "%s@%s: signature verified against %s (%d)\n", r.Context(), d, against, n)
@@ -107,14 +107,14 @@ against the log keys of the trusted root or $SIGSTORE_REKOR_PUBLIC_KEY.`,
 			}
 			attImg, err := remote.Image(r.Context().Tag(sign.AttestationTag(d)), opts...)
 			if err != nil {
-				return fmt.Errorf("%s@%s has no attestations (%s): %w", r.Context(), d, sign.AttestationTag(d), err)
+				return &VerifyError{fmt.Errorf("%s@%s has no attestations (%s): %w", r.Context(), d, sign.AttestationTag(d), err)}
 			}
 			types, why, err := v.Attestations(attImg, d)
 			if err != nil {
 				return err
 			}
 			if len(types) == 0 {
-				return fmt.Errorf("%s@%s: no attestation verifies against %s: %s", r.Context(), d, against, reasons(why, "none is signed"))
+				return &VerifyError{fmt.Errorf("%s@%s: no attestation verifies against %s: %s", r.Context(), d, against, reasons(why, "none is signed"))}
 			}
 			fmt.Fprintf(w, "%s@%s: attestations verified: %s\n", r.Context(), d, strings.Join(types, ", "))
 			return nil

@@ -1,0 +1,44 @@
+package cmd
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/packer-build/packer/registry"
+)
+
+// TestCommandLineErrors: command line mistakes are usage errors (exit 2)
+// naming the help, with the nearest flag or command, and what packer
+// offers for a docker buildx flag.
+func TestCommandLineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--tagg", "x"}, "unknown flag: --tagg: did you mean --tag? (see packer build --help)"},
+		{[]string{"build", "--load"}, "docker load -i FILE"},
+		{[]string{"build", "-f", "Dockerfile"}, "packer needs no Dockerfile"},
+		{[]string{"plan", "--jsn"}, "did you mean --json?"},
+		{[]string{"build", "a", "b"}, "accepts at most 1 arg(s), received 2 (see packer build --help)"},
+		{[]string{"bild"}, `unknown command "bild" for "packer"; did you mean build? (see packer --help)`},
+	} {
+		c := New()
+		c.SetArgs(tc.args)
+		c.SetOut(&strings.Builder{})
+		c.SetErr(&strings.Builder{})
+		err := c.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+		if ExitCode(err) != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", tc.args, ExitCode(err), ExitUsage)
+		}
+	}
+	if ExitCode(errors.New("step build failed")) != ExitBuild || ExitCode(&VerifyError{errors.New("x")}) != ExitVerify {
+		t.Errorf("exit codes of a build and a verification error")
+	}
+	if !registry.IsRegistryError(&registry.StallError{}) || ExitCode(&registry.StallError{}) != ExitRegistry {
+		t.Errorf("a stalled registry is not exit %d", ExitRegistry)
+	}
+}
