@@ -8,6 +8,7 @@ CMDPKG    := github.com/packer-build/packer/cmd/packer/cmd
 LDFLAGS   := -X $(CMDPKG).Version=$(VERSION) -X $(CMDPKG).Commit=$(COMMIT) -X $(CMDPKG).CommitDate=$(COMMITDATE)
 PKGS      := ./...
 ERRCHECK  := github.com/kisielk/errcheck@v1.30.0
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 .PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean release
 
@@ -38,11 +39,12 @@ fuzz: ## every fuzz target for FUZZTIME each (default 30s); crashers land in tes
 bench: build ## benchmarks with baselines measured in the same run (see BENCHMARKS.md)
 	./scripts/bench.sh
 
-lint: ## gofmt, go vet and errcheck (unhandled errors; .errcheck-exclude lists the accepted ones)
+lint: ## gofmt, go vet, errcheck (unhandled errors; .errcheck-exclude lists the accepted ones) and actionlint (the workflow and, through it, action.yml)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(ERRCHECK) -ignoretests -exclude .errcheck-exclude $(PKGS)
+	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

@@ -48,6 +48,7 @@ func metadata(res *pipeline.Result, tags []string) (map[string]any, error) {
 		Base     map[string]string `json:"base,omitempty"`
 		Layers   []layer           `json:"layers"`
 		SBOM     map[string]string `json:"sbom,omitempty"`
+		Packages int               `json:"sbomPackages,omitempty"`
 		Executor string            `json:"executor,omitempty"`
 	}
 	var images []image
@@ -84,6 +85,14 @@ func metadata(res *pipeline.Result, tags []string) (map[string]any, error) {
 				img.SBOM = map[string]string{}
 			}
 			img.SBOM[format] = fmt.Sprintf("sha256:%x", sha256.Sum256(doc))
+			if format == "spdx" {
+				var spdx struct {
+					Packages []json.RawMessage `json:"packages"`
+				}
+				if json.Unmarshal(doc, &spdx) == nil {
+					img.Packages = len(spdx.Packages)
+				}
+			}
 		}
 		images = append(images, img)
 	}
