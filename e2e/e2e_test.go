@@ -464,3 +464,18 @@ func writePublicKey(t *testing.T) string {
 	os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
 	return p
 }
+
+// TestCacheInsideContext: a --cache-dir inside the app (GitLab CI caches
+// only paths there) is left out of the context: the rebuild, with the
+// cache now full, gives the same digest.
+func TestCacheInsideContext(t *testing.T) {
+	t.Parallel()
+	dir := testutil.CopyFixture(t, "go-server")
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	build := func() string {
+		return strings.TrimSpace(mustPacker(t, env, "build", dir, "--cache-dir", filepath.Join(dir, ".packer-cache"), "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-q"))
+	}
+	if first, second := build(), build(); first != second {
+		t.Errorf("the rebuild gave %s, the first build %s: the cache went into the image", second, first)
+	}
+}

@@ -208,6 +208,11 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 		}
 		cacheDir = d
 	}
+	if rel, ok := inside(dir, cacheDir); ok {
+		// A cache kept inside the project (GitLab CI caches only paths
+		// there) is never part of the context.
+		p.Exclude = append(p.Exclude, rel)
+	}
 	store, err := layers.NewStore(cacheDir)
 	if err != nil {
 		return nil, err
