@@ -470,10 +470,11 @@ func writePublicKey(t *testing.T) string {
 // cache now full, gives the same digest.
 func TestCacheInsideContext(t *testing.T) {
 	t.Parallel()
-	dir := testutil.CopyFixture(t, "go-server")
-	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	// A plan whose app layer is the whole context.
+	dir, plan := bigContext(t, 0), sourcePlan(t)
+	env := cacheEnv(t)
 	build := func() string {
-		return strings.TrimSpace(mustPacker(t, env, "build", dir, "--cache-dir", filepath.Join(dir, ".packer-cache"), "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-q"))
+		return strings.TrimSpace(mustPacker(t, env, "build", dir, "--plan", plan, "--cache-dir", filepath.Join(dir, ".packer-cache"), "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-q"))
 	}
 	if first, second := build(), build(); first != second {
 		t.Errorf("the rebuild gave %s, the first build %s: the cache went into the image", second, first)
