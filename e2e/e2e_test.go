@@ -480,3 +480,45 @@ func TestCacheInsideContext(t *testing.T) {
 		t.Errorf("the rebuild gave %s, the first build %s: the cache went into the image", second, first)
 	}
 }
+
+// TestBuildxOutputForms: docker buildx's --output forms each write what
+// buildx would: type=oci,dest=FILE.tar an OCI archive skopeo reads,
+// type=oci,dest=DIR a layout, type=docker,dest=FILE a docker-archive,
+// type=registry and type=image,push=true a push; --pull is accepted.
+func TestBuildxOutputForms(t *testing.T) {
+	t.Parallel()
+	skopeo := testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	dir := testutil.CopyFixture(t, "go-server")
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	reg := startRegistry(t, "")
+	tmp := t.TempDir()
+	archive, layoutDir, docker := filepath.Join(tmp, "image.tar"), filepath.Join(tmp, "layout"), filepath.Join(tmp, "docker.tar")
+	digest := strings.TrimSpace(mustPacker(t, env, "build", dir, "-q", "--pull", "-t", reg+"/hello:v1",
+		"--output", "type=oci,dest="+archive, "--output", "type=oci,dest="+layoutDir,
+		"--output", "type=docker,dest="+docker, "--output", "type=registry"))
+	// stdout: the registry's digest reference.
+	if !strings.Contains(digest, "@sha256:") {
+		t.Fatalf("packer printed %q, want a pushed digest reference", digest)
+	}
+	want := digest[strings.Index(digest, "@")+1:]
+	var inspect struct{ Digest string }
+	out := run(t, skopeo, "inspect", "oci-archive:"+archive+":v1")
+	if err := json.Unmarshal([]byte(out), &inspect); err != nil || inspect.Digest != want {
+		t.Errorf("skopeo inspect oci-archive: %q (%v), want digest %s", out, err, want)
+	}
+	if d, _ := layoutImage(t, layoutDir).Digest(); d.String() != want {
+		t.Errorf("the layout holds %s, want %s", d, want)
+	}
+	img, err := tarball.ImageFromPath(docker, nil)
+	if err != nil {
+		t.Fatalf("the docker-archive: %v", err)
+	}
+	if c, _ := img.ConfigName(); c.String() == "" {
+		t.Errorf("the docker-archive has no config")
+	}
+	// type=image,push=true pushes too.
+	mustPacker(t, env, "build", dir, "-q", "-t", reg+"/hello:v2", "--output", "type=image,push=true")
+	if d, err := remote.Head(mustRef(t, reg+"/hello:v2")); err != nil || d.Digest.String() != want {
+		t.Errorf("type=image,push=true: %v %v, want %s", d, err, want)
+	}
+}

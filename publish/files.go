@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -317,4 +318,69 @@ func writeBlob(ctx context.Context, blobs string, l v1.Layer) error {
 		return fmt.Errorf("layer %s: wrote %d bytes, want %d", d, n, size)
 	}
 	return os.Rename(tmp.Name(), final)
+}
+
+// WriteOCIArchive writes the result as an OCI layout packed in a tar file
+// (what `docker buildx build --output type=oci,dest=FILE.tar` writes, and
+// skopeo reads as oci-archive:FILE), through a temp file renamed into
+// place. The layout's files are written in name order with fixed times,
+// so the same result gives the same bytes.
+func WriteOCIArchive(ctx context.Context, file string, res oci.Result, tags []string, referrers ...v1.Image) error {
+	if err := ensureDir(file); err != nil {
+		return err
+	}
+	tmpdir.Reclaim(filepath.Dir(file), ".packer-ocitar-")
+	work, err := tmpdir.Mkdir(filepath.Dir(file), ".packer-ocitar-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "layout")
+	if err := WriteLayout(ctx, dir, res, tags, referrers...); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(work, "archive-")
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(layers.ContextWriter(ctx, tmp))
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		hdr := &tar.Header{Name: filepath.ToSlash(rel), ModTime: layers.ModTime, Mode: 0o644, Format: tar.FormatPAX}
+		if d.IsDir() {
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, hdr.Name+"/", 0o755
+			return tw.WriteHeader(hdr)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
 }

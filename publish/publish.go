@@ -170,6 +170,31 @@ func (t *Tarball) Publish(ctx context.Context, b *oci.Built, att oci.Attachments
 func (t *Tarball) Path() string   { return t.File }
 func (t *Tarball) String() string { return "tar:" + t.File }
 
+// OCIArchive writes an OCI layout packed in a tar file (buildx's
+// type=oci,dest=FILE.tar; skopeo's oci-archive:FILE), with the SBOMs as
+// untagged referrers in its index.
+type OCIArchive struct {
+	File string
+	Tags []string
+}
+
+var _ Local = (*OCIArchive)(nil)
+
+// Check implements Publisher.
+func (a *OCIArchive) Check(int) error { return nil }
+
+// Publish implements Publisher.
+func (a *OCIArchive) Publish(ctx context.Context, b *oci.Built, att oci.Attachments) (*Published, error) {
+	if err := WriteOCIArchive(ctx, a.File, b.Result, a.Tags, att.Referrers...); err != nil {
+		return nil, err
+	}
+	return &Published{Path: a.File, Tags: a.Tags}, nil
+}
+
+// Path implements Local.
+func (a *OCIArchive) Path() string   { return a.File }
+func (a *OCIArchive) String() string { return "oci-archive:" + a.File }
+
 // Multi publishes to each publisher in turn, like tee(1), stopping at the
 // first error.
 type Multi []Publisher
@@ -234,10 +259,21 @@ func Parse(specs []string, push bool, t Target) ([]Publisher, error) {
 			out = append(out, &Remote{Client: t.Client, Tags: t.Tags})
 		case strings.HasPrefix(s, "oci:") && len(s) > 4:
 			out = append(out, &Layout{Dir: s[4:], Tags: ids})
+		case strings.HasPrefix(s, "oci-archive:") && len(s) > 12:
+			out = append(out, &OCIArchive{File: s[12:], Tags: ids})
 		case strings.HasPrefix(s, "tar:") && len(s) > 4:
 			out = append(out, &Tarball{File: s[4:], Tags: t.Tags})
+		case strings.HasPrefix(s, "type="):
+			p, pushed, err := buildxOutput(s, t, ids)
+			if err != nil {
+				return nil, err
+			}
+			push = push || pushed
+			if p != nil {
+				out = append(out, p)
+			}
 		default:
-			return nil, fmt.Errorf("invalid --output %q; use oci:DIR, tar:FILE or registry", s)
+			return nil, fmt.Errorf("invalid --output %q; use oci:DIR, oci-archive:FILE, tar:FILE or registry (or buildx's type=oci|docker|registry|image,...)", s)
 		}
 	}
 	if push {
@@ -257,4 +293,56 @@ func Pushes(ps []Publisher) bool {
 		}
 	}
 	return false
+}
+
+// buildxOutput reads docker buildx's --output form (comma-separated
+// key=value): type=oci,dest=DIR (a layout; an OCI archive when dest ends
+// in .tar), type=docker,dest=FILE (a docker-archive), type=registry and
+// type=image,push=true (a push to the -t references; push reports it).
+func buildxOutput(spec string, t Target, ids []string) (p Publisher, push bool, err error) {
+	kv := map[string]string{}
+	for _, part := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, false, fmt.Errorf("invalid --output %q: %q is not KEY=VALUE", spec, part)
+		}
+		kv[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	dest := kv["dest"]
+	for k := range kv {
+		switch k {
+		case "type", "dest", "push", "name", "oci-mediatypes", "compression", "force-compression":
+		default:
+			return nil, false, fmt.Errorf("invalid --output %q: packer does not know %s=; it takes type, dest and push", spec, k)
+		}
+	}
+	if n := kv["name"]; n != "" {
+		return nil, false, fmt.Errorf("invalid --output %q: name the image with -t %s instead of name=", spec, n)
+	}
+	switch typ := kv["type"]; typ {
+	case "oci":
+		if dest == "" {
+			return nil, false, fmt.Errorf("invalid --output %q: type=oci needs dest=DIR (a layout) or dest=FILE.tar (an OCI archive)", spec)
+		}
+		if strings.HasSuffix(dest, ".tar") {
+			return &OCIArchive{File: dest, Tags: ids}, false, nil
+		}
+		return &Layout{Dir: dest, Tags: ids}, false, nil
+	case "docker":
+		if dest == "" {
+			return nil, false, fmt.Errorf("invalid --output %q: packer writes type=docker to a file: add dest=FILE and run docker load -i FILE", spec)
+		}
+		return &Tarball{File: dest, Tags: t.Tags}, false, nil
+	case "registry":
+		return nil, true, nil
+	case "image":
+		if kv["push"] != "true" {
+			return nil, false, fmt.Errorf("invalid --output %q: packer keeps no image store of its own; add push=true, or use type=oci,dest=DIR", spec)
+		}
+		return nil, true, nil
+	case "local", "tar":
+		return nil, false, fmt.Errorf("invalid --output %q: packer writes images, not a root file system; use type=oci,dest=DIR (umoci unpack makes a root file system from it)", spec)
+	default:
+		return nil, false, fmt.Errorf("invalid --output %q: type=%s is not one packer writes; use oci, docker, registry or image,push=true", spec, typ)
+	}
 }

@@ -3,6 +3,7 @@ package publish
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +166,38 @@ func TestLayoutReferrersFollowTheirImage(t *testing.T) {
 	drb, _ := rb.Digest()
 	if got[drb.String()] != "|application/spdx+json;" || entries != 3 {
 		t.Errorf("index = %v (%d entries), want b (v1, keep) and its SBOM", got, entries)
+	}
+}
+
+// TestParseBuildxOutputs: docker buildx's --output forms map to packer's
+// publishers; the ones packer cannot honour say what to use instead.
+func TestParseBuildxOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		spec, want, wantErr string
+	}{
+		{"type=oci,dest=out", "oci:out", ""},
+		{"type=oci,dest=out/image.tar", "oci-archive:out/image.tar", ""},
+		{"oci-archive:img.tar", "oci-archive:img.tar", ""},
+		{"type=docker,dest=img.tar", "tar:img.tar", ""},
+		{"type=registry", "registry", ""},
+		{"type=image,push=true", "registry", ""},
+		{"type=image", "", "add push=true"},
+		{"type=docker", "", "add dest=FILE and run docker load"},
+		{"type=local,dest=rootfs", "", "not a root file system"},
+		{"type=oci", "", "needs dest=DIR"},
+		{"type=registry,name=r/app:v1", "", "-t r/app:v1"},
+		{"type=oci,dest=x,frobnicate=1", "", "does not know frobnicate="},
+		{"type=cacheonly", "", "type=cacheonly is not one packer writes"},
+	} {
+		pubs, err := Parse([]string{tc.spec}, false, Target{Tags: []name.Tag{name.MustParseReference("r/app:v1").(name.Tag)}})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: %v, want an error with %q", tc.spec, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(pubs) != 1 || pubs[0].String() != tc.want {
+			t.Errorf("%s: %v %v, want %s", tc.spec, pubs, err, tc.want)
+		}
 	}
 }

@@ -47,6 +47,7 @@ type buildOptions struct {
 	tlog      bool
 
 	metadataFile, iidFile string
+	pull                  bool
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -63,9 +64,12 @@ With no -o and no --push the image is written as an OCI layout to
 DIR/` + DefaultOutputDir + ` (tagged by -t, default "latest").
 
 Outputs (-o, repeatable):
-  oci:DIR     an OCI image layout (skopeo, umoci, crane and podman read it)
-  tar:FILE    a docker-archive that ` + "`docker load`" + ` accepts (one platform)
-  registry    push to every -t reference (same as --push)`,
+  oci:DIR          an OCI image layout (skopeo, umoci, crane and podman read it)
+  oci-archive:FILE the layout in a tar file (skopeo's oci-archive:FILE)
+  tar:FILE         a docker-archive that ` + "`docker load`" + ` accepts (one platform)
+  registry         push to every -t reference (same as --push)
+docker buildx's forms work too: type=oci,dest=DIR (dest=FILE.tar: an OCI
+archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir := "."
@@ -80,7 +84,7 @@ Outputs (-o, repeatable):
 	f := c.Flags()
 	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name and tag, NAME[:TAG] (repeatable); registry references for --push")
 	f.BoolVar(&o.push, "push", false, "push to the registries named by -t")
-	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, tar:FILE or registry (repeatable)")
+	f.StringArrayVarP(&o.outputs, "output", "o", nil, "where to write the image: oci:DIR, oci-archive:FILE, tar:FILE, registry, or buildx's type=oci|docker|registry|image,... (repeatable)")
 	o.registry.add(f)
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
@@ -92,6 +96,7 @@ Outputs (-o, repeatable):
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
+	f.BoolVar(&o.pull, "pull", false, "resolve the base's tag again (packer does on every build; accepted for docker buildx command lines)")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write the build's result as JSON (docker buildx's keys: containerimage.digest, containerimage.descriptor, containerimage.config.digest, image.name; and packer's: layers reused or new, SBOMs, signature)")
 	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID (the config digest; the index digest for several platforms) to this file")
 	f.StringArrayVar(&o.secrets, "secret", nil, "id=NAME,env=VAR or id=NAME,src=FILE: visible to build steps only, never written to the image, plan, cache key or log")
