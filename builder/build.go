@@ -450,8 +450,8 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	return img, info, nil
 }
 
-// annotations are the manifest annotations: the base, the user's, and a
-// hint for Kubernetes probes derived from the health check.
+// annotations are the manifest annotations: the base, the user's, and the
+// Kubernetes probes the plan asks for.
 func (b *builder) annotations(info *BaseInfo) map[string]string {
 	ann := map[string]string{}
 	if info != nil {
@@ -460,22 +460,9 @@ func (b *builder) annotations(info *BaseInfo) map[string]string {
 		}
 		ann["org.opencontainers.image.base.digest"] = info.Digest.String()
 	}
-	if h := b.plan.Healthcheck; h != nil {
-		probe := map[string]any{"exec": h.Test}
-		if d, err := time.ParseDuration(h.Interval); err == nil && d > 0 {
-			probe["periodSeconds"] = int(d.Seconds())
-		}
-		if d, err := time.ParseDuration(h.Timeout); err == nil && d > 0 {
-			probe["timeoutSeconds"] = int(d.Seconds())
-		}
-		if d, err := time.ParseDuration(h.StartPeriod); err == nil && d > 0 {
-			probe["initialDelaySeconds"] = int(d.Seconds())
-		}
-		if h.Retries > 0 {
-			probe["failureThreshold"] = h.Retries
-		}
-		raw, _ := json.Marshal(probe)
-		ann[ProbeAnnotation] = string(raw)
+	if probes := b.plan.KubernetesProbes(); probes != nil {
+		raw, _ := json.Marshal(probes)
+		ann[ProbesAnnotation] = string(raw)
 	}
 	for k, v := range b.plan.Annotations {
 		ann[k] = v
@@ -483,10 +470,11 @@ func (b *builder) annotations(info *BaseInfo) map[string]string {
 	return ann
 }
 
-// ProbeAnnotation carries the health check as a Kubernetes liveness /
-// readiness probe hint (exec command, period, timeout, initial delay,
-// failure threshold), for deploy tooling that generates manifests.
-const ProbeAnnotation = "dev.packer.probe"
+// ProbesAnnotation holds the Kubernetes probes the plan asks for
+// (--health-path, --liveness-path) as a JSON object of
+// readinessProbe / livenessProbe, each an httpGet probe on the app's port,
+// for deploy tooling that writes manifests.
+const ProbesAnnotation = "dev.packer.probes"
 
 // layerFiles is what layer l ships from dir (joined with l.Root): the
 // files its Include names (all when it names none; those that do not

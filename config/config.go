@@ -41,6 +41,8 @@ type File struct {
 	Include     []string          `toml:"include"`
 	Exclude     []string          `toml:"exclude"`
 	StopSignal  string            `toml:"stop_signal"`
+	HealthPath  string            `toml:"health_path"`
+	Liveness    string            `toml:"liveness_path"`
 	Volumes     []string          `toml:"volumes"`
 	Env         map[string]string `toml:"env"`
 	BuildArgs   map[string]string `toml:"build_args"`

@@ -144,6 +144,14 @@ var Settings = []Setting{
 		Usage: "signal that stops the container (e.g. SIGINT, or its number)",
 		Parse: parseSignal, File: func(f *File) (any, bool) { return f.StopSignal, f.StopSignal != "" },
 		Apply: func(p *plan.Plan, v any, _ string) { p.StopSignal = v.(string) }},
+	{Key: "healthPath", TOML: "health_path", Env: "PACKER_HEALTH_PATH", Flag: "health-path",
+		Usage: "HTTP path of a Kubernetes readinessProbe (httpGet on the app's port): recorded as the dev.packer.probes annotation and printed as YAML after the build",
+		Parse: httpPath, File: func(f *File) (any, bool) { return f.HealthPath, f.HealthPath != "" },
+		Apply: func(p *plan.Plan, v any, _ string) { p.HealthPath = v.(string) }},
+	{Key: "livenessPath", TOML: "liveness_path", Env: "PACKER_LIVENESS_PATH", Flag: "liveness-path",
+		Usage: "HTTP path of a Kubernetes livenessProbe (httpGet on the app's port), as --health-path",
+		Parse: httpPath, File: func(f *File) (any, bool) { return f.Liveness, f.Liveness != "" },
+		Apply: func(p *plan.Plan, v any, _ string) { p.LivenessPath = v.(string) }},
 	{Key: "system.build", TOML: "system.build", Env: "PACKER_SYSTEM_BUILD", Flag: "system-build", Repeat: true,
 		Usage: "distribution packages (apt, apk) installed inside the image while the steps run only, e.g. libpq-dev (repeatable, or a comma list); added to those packer knows a module needs",
 		Parse: packages,
@@ -264,4 +272,13 @@ func ParsePlatforms(s string) ([]v1.Platform, error) {
 		out = append(out, *p)
 	}
 	return out, nil
+}
+
+// httpPath is a probe's path: absolute, no spaces.
+func httpPath(vals []string) (any, error) {
+	v := vals[len(vals)-1]
+	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t\n") {
+		return nil, fmt.Errorf("%q is not an HTTP path: give one that starts with / (e.g. /ready)", v)
+	}
+	return v, nil
 }

@@ -25,6 +25,8 @@ func TestSettingsTable(t *testing.T) {
 		"ports":        {`[9090]`, "7000,7001"},
 		"platforms":    {`["linux/arm64"]`, "linux/amd64,linux/arm64"},
 		"stopSignal":   {`"SIGINT"`, "SIGQUIT"},
+		"healthPath":   {`"/ready"`, "/healthz"},
+		"livenessPath": {`"/live"`, "/alive"},
 		"volumes":      {`["/data"]`, ""},
 		"system.build": {`["gcc"]`, "libpq-dev,make"},
 		"system.run":   {`["libpq5"]`, "libpq5=17.6-0+deb13u1"},

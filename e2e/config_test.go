@@ -22,6 +22,8 @@ workdir = "/app"
 user = "1000:1000"
 volumes = ["/var/lib/app"]
 
+health_path = "/healthz"
+
 [env]
 FROM_TOML = "toml"
 LOG_LEVEL = "info"
@@ -35,8 +37,17 @@ LOG_LEVEL = "info"
 	env := append(cacheEnv(t), "PACKER_USER=2000:2000", "FROM_HOST=host-value")
 	flags := []string{"--port", "9000", "--env-file", envFile, "--env", "EXTRA=1", "--build-arg", "APP_VERSION=7",
 		"--label", "team=core", "--annotation", "org.example.owner=core", "--volume", "/data", "--stop-signal", "SIGINT",
-		"--healthcheck", `["/app/hello-server", "-health"]`, "--cmd", "--verbose"}
-	mustPacker(t, env, append([]string{"build", dir, "-o", "oci:" + out, "-t", "hello:cfg"}, flags...)...)
+		"--healthcheck", `["/app/hello-server", "-health"]`, "--cmd", "--verbose", "--liveness-path", "/live"}
+	r := packer(t, env, append([]string{"build", dir, "-o", "oci:" + out, "-t", "hello:cfg"}, flags...)...)
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	// The probes, ready to paste into a container spec.
+	for _, want := range []string{"packer: Kubernetes probes for the container spec:", "    readinessProbe:\n      failureThreshold: 3\n      httpGet:\n        path: /healthz\n        port: 9000", "    livenessProbe:"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the build log lacks %q:\n%s", want, r.stderr)
+		}
+	}
 
 	idx, err := layout.ImageIndexFromPath(out)
 	if err != nil {
@@ -74,9 +85,21 @@ LOG_LEVEL = "info"
 	if m.Annotations["org.example.owner"] != "core" {
 		t.Errorf("annotations = %v", m.Annotations)
 	}
-	var probe map[string]any
-	if err := json.Unmarshal([]byte(m.Annotations["dev.packer.probe"]), &probe); err != nil || probe["periodSeconds"] != float64(30) {
-		t.Errorf("probe annotation = %q", m.Annotations["dev.packer.probe"])
+	var probes struct {
+		Readiness, Liveness struct {
+			HTTPGet struct {
+				Path string
+				Port int
+			} `json:"httpGet"`
+		}
+	}
+	raw := m.Annotations["dev.packer.probes"]
+	raw = strings.NewReplacer(`"readinessProbe"`, `"Readiness"`, `"livenessProbe"`, `"Liveness"`).Replace(raw)
+	if err := json.Unmarshal([]byte(raw), &probes); err != nil || probes.Readiness.HTTPGet.Path != "/healthz" || probes.Readiness.HTTPGet.Port != 9000 || probes.Liveness.HTTPGet.Path != "/live" {
+		t.Errorf("probes annotation = %q", m.Annotations["dev.packer.probes"])
+	}
+	if _, ok := m.Annotations["dev.packer.probe"]; ok {
+		t.Errorf("the old exec-probe annotation (with Docker's CMD marker) is still written")
 	}
 
 	// plan names where each value came from.
@@ -85,7 +108,9 @@ LOG_LEVEL = "info"
 		"user:        2000:2000   (PACKER_USER)",
 		"workdir:     /app   (packer.toml:2)",
 		"env:         LOG_LEVEL=debug   (--env-file " + envFile + ")",
-		"env:         FROM_TOML=toml   (packer.toml:7)",
+		"env:         FROM_TOML=toml   (packer.toml:9)",
+		"readiness:   GET /healthz   (packer.toml:6)",
+		"liveness:    GET /live   (--liveness-path)",
 		"env:         PORT=9000   (--port)",
 		"build arg:   APP_VERSION=7   (--build-arg)",
 		"base:        builtin:static   (detected by golang)",

@@ -88,6 +88,10 @@ type Plan struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Volumes     []string          `json:"volumes,omitempty"`
 	StopSignal  string            `json:"stopSignal,omitempty"`
+	// HealthPath and LivenessPath are HTTP paths Kubernetes probes (the
+	// readiness and liveness probe) GET on the app's port.
+	HealthPath   string `json:"healthPath,omitempty"`
+	LivenessPath string `json:"livenessPath,omitempty"`
 	Healthcheck *Healthcheck      `json:"healthcheck,omitempty"`
 
 	// ToolchainChecks compare the steps' toolchain probes with the
@@ -343,4 +347,28 @@ func (p *Plan) Validate() error {
 		}
 	}
 	return nil
+}
+
+// KubernetesProbes returns the readinessProbe and livenessProbe the plan
+// asks for (HealthPath, LivenessPath), each an httpGet on the app's first
+// port, as a container spec holds them; nil when it asks for none.
+func (p *Plan) KubernetesProbes() map[string]any {
+	if p.HealthPath == "" && p.LivenessPath == "" {
+		return nil
+	}
+	port := 8080
+	if len(p.Ports) > 0 {
+		port = p.Ports[0]
+	}
+	probe := func(path string, failures int) map[string]any {
+		return map[string]any{"httpGet": map[string]any{"path": path, "port": port}, "periodSeconds": 10, "failureThreshold": failures}
+	}
+	out := map[string]any{}
+	if p.HealthPath != "" {
+		out["readinessProbe"] = probe(p.HealthPath, 3)
+	}
+	if p.LivenessPath != "" {
+		out["livenessProbe"] = probe(p.LivenessPath, 3)
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/packer-build/packer/buildargs"
 	"github.com/packer-build/packer/builder"
@@ -132,6 +133,15 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	if err := o.writeResults(res); err != nil {
 		return err
+	}
+	if probes := req.Plan.KubernetesProbes(); probes != nil {
+		// Ready to paste into the container's spec.
+		var y bytes.Buffer
+		enc := yaml.NewEncoder(&y)
+		enc.SetIndent(2)
+		if err := enc.Encode(probes); err == nil {
+			fmt.Fprintf(log, "packer: Kubernetes probes for the container spec:\n%s", indent(y.String(), "    "))
+		}
 	}
 	for _, r := range results {
 		fmt.Fprintln(c.OutOrStdout(), r)
@@ -368,4 +378,15 @@ func firstName(tags []name.Tag, dir string) string {
 	}
 	abs, _ := filepath.Abs(dir)
 	return filepath.Base(abs)
+}
+
+// indent prefixes each line of s.
+func indent(s, prefix string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "")
 }

@@ -347,6 +347,12 @@ func printPlan(w io.Writer, p *plan.Plan) {
 	if p.Healthcheck != nil {
 		fmt.Fprintf(w, "healthcheck: %s%s\n", strings.Join(p.Healthcheck.Test, " "), from("healthcheck"))
 	}
+	if p.HealthPath != "" {
+		fmt.Fprintf(w, "readiness:   GET %s%s\n", p.HealthPath, from("healthPath"))
+	}
+	if p.LivenessPath != "" {
+		fmt.Fprintf(w, "liveness:    GET %s%s\n", p.LivenessPath, from("livenessPath"))
+	}
 	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
 		fmt.Fprintf(w, "label:       %s=%s%s\n", k, p.Labels[k], from("labels."+k))
 	}
