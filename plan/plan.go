@@ -90,9 +90,9 @@ type Plan struct {
 	StopSignal  string            `json:"stopSignal,omitempty"`
 	// HealthPath and LivenessPath are HTTP paths Kubernetes probes (the
 	// readiness and liveness probe) GET on the app's port.
-	HealthPath   string `json:"healthPath,omitempty"`
-	LivenessPath string `json:"livenessPath,omitempty"`
-	Healthcheck *Healthcheck      `json:"healthcheck,omitempty"`
+	HealthPath   string       `json:"healthPath,omitempty"`
+	LivenessPath string       `json:"livenessPath,omitempty"`
+	Healthcheck  *Healthcheck `json:"healthcheck,omitempty"`
 
 	// ToolchainChecks compare the steps' toolchain probes with the
 	// image's runtime (a Node.js major that differs from the image's
