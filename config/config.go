@@ -50,6 +50,18 @@ type File struct {
 	Annotations map[string]string `toml:"annotations"`
 	Healthcheck *Healthcheck      `toml:"healthcheck"`
 	System      *System           `toml:"system"`
+	Go          *Go               `toml:"go"`
+}
+
+// Go is packer.toml's [go] table, what ko users keep in .ko.yaml:
+// linker flags (with template fields: see README), other build flags,
+// build tags, environment for go build, and cgo.
+type Go struct {
+	Ldflags []string          `toml:"ldflags"`
+	Flags   []string          `toml:"flags"`
+	Tags    []string          `toml:"tags"`
+	Env     map[string]string `toml:"env"`
+	Cgo     bool              `toml:"cgo"`
 }
 
 // System is packer.toml's [system] table: distribution packages
@@ -91,7 +103,7 @@ var typeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field con
 var typeWords = map[string]string{
 	"string": "a string (in quotes)", "[]string": `a list of strings (["a", "b"])`, "[]int": "a list of numbers ([8080])",
 	"map[string]string": "a table of strings ([env] with KEY = \"value\" lines)", "int": "a number", "interface {}": "a string or a list of strings",
-	"*config.Healthcheck": "a table ([healthcheck])", "*config.System": "a table ([system])",
+	"*config.Healthcheck": "a table ([healthcheck])", "*config.System": "a table ([system])", "*config.Go": "a table ([go])", "bool": "true or false",
 }
 
 // tomlKey is the packer.toml key of a go-toml field path (File.Ports →
@@ -105,6 +117,8 @@ func tomlKey(field string) string {
 		t, keys = reflect.TypeOf(Healthcheck{}), []string{"healthcheck"}
 	case "System":
 		t, keys = reflect.TypeOf(System{}), []string{"system"}
+	case "Go":
+		t, keys = reflect.TypeOf(Go{}), []string{"go"}
 	}
 	for _, p := range parts[1:] {
 		f, ok := t.FieldByName(p)
@@ -228,6 +242,8 @@ func validKeys(table []string) []string {
 		t = reflect.TypeOf(Healthcheck{})
 	} else if len(table) == 1 && table[0] == "system" {
 		t = reflect.TypeOf(System{})
+	} else if len(table) == 1 && table[0] == "go" {
+		t = reflect.TypeOf(Go{})
 	} else if len(table) > 0 {
 		return nil
 	}

@@ -33,6 +33,15 @@ type Options struct {
 	Target string
 	// AllowUnlocked permits installing without a lockfile.
 	AllowUnlocked bool
+	// Go holds packer.toml's [go] settings, templates already expanded.
+	Go GoOptions
+}
+
+// GoOptions are the go build settings ko users keep in .ko.yaml.
+type GoOptions struct {
+	Ldflags, Flags, Tags []string
+	Env                  map[string]string
+	Cgo                  bool
 }
 
 // ErrNoProvider is returned when no provider recognises the source.

@@ -522,3 +522,39 @@ func TestBuildxOutputForms(t *testing.T) {
 		t.Errorf("type=image,push=true: %v %v, want %s", d, err, want)
 	}
 }
+
+// TestGoBuildSettings: packer.toml's [go] table, as ko users keep it in
+// .ko.yaml: ldflags with template fields stamp the git tag into the
+// binary, and cgo = true links against the C library, on a base that has
+// one (the Debian test base, whose glibc is newer than this machine's);
+// the image answers under runc as uid 65532 with glibc's own version. On
+// the static base the plan is refused.
+func TestGoBuildSettings(t *testing.T) {
+	t.Parallel()
+	testutil.NeedTool(t, "gcc", "apt-get install gcc")
+	base := testutil.DebianBase(t)
+	dir := testutil.CopyFixture(t, "go-cgo")
+	gitEnv := []string{"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid"}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-qm", "init"}, {"tag", "v1.4.0"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), gitEnv...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "layout")
+	r := packer(t, append(cacheEnv(t), "GOCACHE="+goCache), "build", dir, "--base", base, "-o", "oci:"+out, "-t", "app:v1")
+	if r.err != nil {
+		t.Fatalf("build: %v\n%s", r.err, r.stderr)
+	}
+	c := runLayout(t, out, "v1")
+	status, body, _ := c.get("/")
+	if status != http.StatusOK || !strings.HasPrefix(body, "hello from cgo v1.4.0, glibc 2.") || !strings.Contains(body, "(uid 65532)") {
+		t.Fatalf("GET / = %d %q, want the tag from ldflags and glibc's version; log:\n%s", status, body, c.log())
+	}
+	c.stop()
+	r = packer(t, cacheEnv(t), "plan", dir, "--base", "builtin:static")
+	if r.err == nil || !strings.Contains(r.stderr, "has no C library") {
+		t.Errorf("cgo on the static base: %v\n%s", r.err, r.stderr)
+	}
+}

@@ -297,6 +297,9 @@ func (p *Plan) Validate() error {
 	if p.Base == "" {
 		return fmt.Errorf("plan has no base image")
 	}
+	if libc := p.Runtime["libc"]; libc != "" && (p.Base == BaseStatic || p.Base == BaseScratch) {
+		return fmt.Errorf("base %s has no C library, and this build links against %s (cgo = true in packer.toml's [go]): choose a base with %s, e.g. --base debian:trixie-slim, or set cgo = false", p.Base, libc, libc)
+	}
 	steps := map[string]bool{}
 	for _, s := range p.Steps {
 		if s.Name == "" || s.Name == FromSource {

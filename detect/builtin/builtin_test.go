@@ -71,6 +71,9 @@ func fixtureOptions(t *testing.T, root, name string) (fs.FS, detect.Options) {
 		Target        string            `json:"target"`
 		AllowUnlocked bool              `json:"allowUnlocked"`
 		Files         map[string]string `json:"files"`
+		// Go is the fixture's packer.toml [go] table as the CLI passes
+		// it (templates expanded).
+		Go detect.GoOptions `json:"go"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
 		t.Fatalf("%s.options.json: %v", name, err)
@@ -82,7 +85,7 @@ func fixtureOptions(t *testing.T, root, name string) (fs.FS, detect.Options) {
 		}
 		src = overlay{over, src}
 	}
-	return src, detect.Options{Target: o.Target, AllowUnlocked: o.AllowUnlocked}
+	return src, detect.Options{Target: o.Target, AllowUnlocked: o.AllowUnlocked, Go: o.Go}
 }
 
 // overlay serves top's files over base's.

@@ -22,6 +22,11 @@ import (
 	"github.com/packer-build/packer/plan"
 )
 
+// CgoBase is the default base of a cgo build: Debian 13's glibc (2.41)
+// is newer than most CI runners' (Ubuntu 24.04: 2.39), so binaries they
+// link run on it.
+const CgoBase = "debian:trixie-slim"
+
 // RuntimeDirs are directories a Go program commonly reads at run time; when
 // present they are shipped next to the binary.
 var RuntimeDirs = []string{"templates", "static", "public", "assets"}
@@ -128,7 +133,15 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	evidence = append(evidence, fmt.Sprintf("main package %s", pkg))
 	name := binaryName(modPath, pkg)
 
-	args := []string{"go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w"}
+	g := opts.Go
+	args := []string{"go", "build", "-trimpath", "-buildvcs=false", "-ldflags=" + strings.Join(append([]string{"-s", "-w"}, g.Ldflags...), " ")}
+	if len(g.Tags) > 0 {
+		args = append(args, "-tags="+strings.Join(g.Tags, ","))
+	}
+	args = append(args, g.Flags...)
+	if len(g.Ldflags)+len(g.Tags)+len(g.Flags)+len(g.Env) > 0 {
+		evidence = append(evidence, "packer.toml [go]: ldflags, tags, flags and env added to go build")
+	}
 	if detect.Exists(src, "vendor/modules.txt") {
 		args = append(args, "-mod=vendor")
 		evidence = append(evidence, "vendor/modules.txt found: building from vendor/")
@@ -158,6 +171,18 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 		WorkingDir: AppDir,
 		User:       plan.NonRootUser,
 		Ports:      []int{8080},
+	}
+	for k, v := range g.Env {
+		p.Steps[0].Env[k] = v
+	}
+	if g.Cgo {
+		// The binary links against the C library of the machine that
+		// builds it: the image needs one, the same or newer.
+		p.Steps[0].Env["CGO_ENABLED"] = "1"
+		p.Steps[0].Toolchain = append(p.Steps[0].Toolchain, "CC", "CGO_CFLAGS", "CGO_LDFLAGS")
+		p.Base = CgoBase
+		p.Runtime = map[string]string{"libc": "glibc"}
+		evidence = append(evidence, "packer.toml [go] cgo = true: linked against this machine's C library (glibc), so the base must have glibc of the same version or newer: "+CgoBase+" (choose another with --base)")
 	}
 	if proc != nil && proc[0] == name {
 		p.Entrypoint = append(p.Entrypoint, proc[1:]...)

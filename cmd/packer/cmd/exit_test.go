@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/registry"
 )
 
@@ -40,5 +41,22 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	if !registry.IsRegistryError(&registry.StallError{}) || ExitCode(&registry.StallError{}) != ExitRegistry {
 		t.Errorf("a stalled registry is not exit %d", ExitRegistry)
+	}
+}
+
+// TestGoOptions: [go] ldflags expand their template fields; an unknown
+// field, and env taking GOOS/GOARCH/CGO_ENABLED, are refused.
+func TestGoOptions(t *testing.T) {
+	t.Setenv("RELEASE", "r7")
+	dir := t.TempDir() // not a git work tree
+	o, err := goOptions(dir, &config.Go{Ldflags: []string{"-X main.v={{.Version}}", "-X main.r={{.Env.RELEASE}}"}, Tags: []string{"netgo"}})
+	if err != nil || strings.Join(o.Ldflags, " ") != "-X main.v=dev -X main.r=r7" || o.Tags[0] != "netgo" {
+		t.Errorf("goOptions = %+v, %v", o, err)
+	}
+	if _, err := goOptions(dir, &config.Go{Ldflags: []string{"-X main.v={{.Verison}}"}}); err == nil || !strings.Contains(err.Error(), "the fields are .Version") {
+		t.Errorf("an unknown field: %v", err)
+	}
+	if _, err := goOptions(dir, &config.Go{Env: map[string]string{"GOARCH": "arm64"}}); err == nil || !strings.Contains(err.Error(), "GOARCH is packer's to set") {
+		t.Errorf("env GOARCH: %v", err)
 	}
 }

@@ -209,7 +209,13 @@ func (o *planOptions) makePlan(c *cobra.Command, dir string) (*plan.Plan, *confi
 			return nil, nil, err
 		}
 	} else {
-		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.String("target"), AllowUnlocked: o.allowUnlocked}, builtin.Providers(), merged.String("provider"))
+		var goOpts detect.GoOptions
+		if file != nil {
+			if goOpts, err = goOptions(dir, file.Go); err != nil {
+				return nil, nil, err
+			}
+		}
+		p, err = detect.Run(c.Context(), os.DirFS(dir), detect.Options{Target: merged.String("target"), AllowUnlocked: o.allowUnlocked, Go: goOpts}, builtin.Providers(), merged.String("provider"))
 		if err != nil {
 			return nil, nil, withFlagHints(err)
 		}
