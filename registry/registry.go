@@ -44,6 +44,11 @@ type Client struct {
 	// system's (a private CA); "" means the system's only (and
 	// SSL_CERT_FILE, which Go reads).
 	CAFile string
+	// Mirrors are registries (host[:port], optionally with a path
+	// prefix) Docker Hub pulls go through first, as docker's
+	// registry-mirrors: the first that has the image serves it, else Docker
+	// Hub does.
+	Mirrors []string
 
 	once  sync.Once
 	rt    http.RoundTripper
@@ -160,9 +165,13 @@ func (c *Client) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.Ima
 	if err != nil {
 		return nil, nil, fmt.Errorf("invalid base image %q: %w", ref, err)
 	}
-	desc, err := remote.Get(r, append(c.RemoteOptions(ctx), remote.WithPlatform(p))...)
+	desc, err := c.getThroughMirrors(ctx, r, p)
 	if err != nil {
-		return nil, nil, explain(fmt.Sprintf("pulling base image %s", ref), r.Context().RegistryStr(), err)
+		err = explain(fmt.Sprintf("pulling base image %s", ref), r.Context().RegistryStr(), err)
+		if r.Context().RegistryStr() == name.DefaultRegistry && len(c.Mirrors) == 0 {
+			err = &hinted{err.Error() + "; the default bases come from Docker Hub: choose one you can reach with --base, PACKER_BASE or packer.toml's base, or pull through a mirror with --registry-mirror HOST", err}
+		}
+		return nil, nil, err
 	}
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
@@ -335,4 +344,31 @@ func IsRegistryError(err error) bool {
 	var stall *StallError
 	var tag *TagError
 	return errors.As(err, &h) || errors.As(err, &terr) || errors.As(err, &stall) || errors.As(err, &tag)
+}
+
+// getThroughMirrors fetches r's descriptor: for a Docker Hub reference from
+// the first mirror that has it (same repository path, under the mirror's
+// own prefix), else from r's own registry.
+func (c *Client) getThroughMirrors(ctx context.Context, r name.Reference, p v1.Platform) (*remote.Descriptor, error) {
+	opts := append(c.RemoteOptions(ctx), remote.WithPlatform(p))
+	if r.Context().RegistryStr() == name.DefaultRegistry {
+		for _, m := range c.Mirrors {
+			mirrored, err := c.ParseReference(strings.TrimSuffix(m, "/") + "/" + r.Context().RepositoryStr() + refSuffix(r))
+			if err != nil {
+				continue
+			}
+			if desc, err := remote.Get(mirrored, opts...); err == nil {
+				return desc, nil
+			}
+		}
+	}
+	return remote.Get(r, opts...)
+}
+
+// refSuffix is ":TAG" or "@DIGEST" of r.
+func refSuffix(r name.Reference) string {
+	if d, ok := r.(name.Digest); ok {
+		return "@" + d.DigestStr()
+	}
+	return ":" + r.Identifier()
 }

@@ -327,3 +327,35 @@ func mustDigest(t *testing.T, img v1.Image) string {
 	}
 	return d.String()
 }
+
+// TestRegistryMirror: a Docker Hub base resolves through --registry-mirror
+// (same repository path, the mirror's own prefix) and keeps its Docker Hub
+// name; without a mirror, a Docker Hub base that cannot be reached says
+// how to choose another base or a mirror.
+func TestRegistryMirror(t *testing.T) {
+	host := faulty(t, func(http.ResponseWriter, *http.Request) bool { return false })
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host+"/hub/library/node:22-slim", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	c := &registry.Client{Mirrors: []string{host + "/hub"}}
+	got, info, err := c.Resolve(context.Background(), "node:22-slim", v1.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		t.Fatalf("Resolve through the mirror: %v", err)
+	}
+	if d, _ := got.Digest(); d != want || info.Digest != want || !strings.Contains(info.Name, "library/node:22-slim") || strings.Contains(info.Name, host) {
+		t.Errorf("resolved %s (%+v), want %s named after Docker Hub", d, info, want)
+	}
+	if testing.Short() {
+		return
+	}
+	_, _, err = (&registry.Client{Timeout: 5 * time.Second}).Resolve(context.Background(), "packer-test-no-such/base:1", v1.Platform{OS: "linux", Architecture: "amd64"})
+	if err == nil || !strings.Contains(err.Error(), "--registry-mirror HOST") || !strings.Contains(err.Error(), "PACKER_BASE") {
+		t.Errorf("an unreachable Docker Hub base: %v", err)
+	}
+}
