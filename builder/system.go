@@ -95,6 +95,7 @@ func (b *builder) installSet(ctx context.Context, img InImage, base v1.Image, pm
 	final := filepath.Join(parent, key[:32])
 	if st, err := os.Stat(final); err == nil && st.IsDir() {
 		b.logf("system packages %s: cached", strings.Join(pkgs, " "))
+		layers.MarkUsed(final)
 		return final, true, nil
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -150,6 +151,7 @@ func (b *builder) installSet(ctx context.Context, img InImage, base v1.Image, pm
 		}
 		return "", false, err
 	}
+	layers.MarkUsed(final)
 	return final, false, nil
 }
 

@@ -558,3 +558,57 @@ func TestGoBuildSettings(t *testing.T) {
 		t.Errorf("cgo on the static base: %v\n%s", r.err, r.stderr)
 	}
 }
+
+// TestCacheHousekeeping: packer cache ls lists the layers two builds left;
+// a build with --cache-max under the cache's size removes the entries it
+// did not use and keeps its own; prune --filter until= keeps recent
+// entries, --keep-storage frees space, and the next build still succeeds.
+func TestCacheHousekeeping(t *testing.T) {
+	t.Parallel()
+	cache := t.TempDir()
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	goDir := testutil.CopyFixture(t, "go-server")
+	srcDir, plan := bigContext(t, 1<<20), sourcePlan(t)
+	buildGo := func(extra ...string) result {
+		r := packer(t, env, append([]string{"build", goDir, "--cache-dir", cache, "-o", "oci:" + filepath.Join(t.TempDir(), "l")}, extra...)...)
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		return r
+	}
+	buildGo()
+	mustPacker(t, env, "build", srcDir, "--plan", plan, "--cache-dir", cache, "-o", "oci:"+filepath.Join(t.TempDir(), "l"))
+	list := func() (string, int) {
+		out := mustPacker(t, env, "cache", "ls", "--cache-dir", cache)
+		return out, strings.Count(out, "\nlayer ")
+	}
+	out, before := list()
+	if before < 4 || !strings.Contains(out, "total ") {
+		t.Fatalf("cache ls after two builds:\n%s", out)
+	}
+	// The Go build again, with a limit far under the cache's size: the
+	// other build's layers go, its own stay (and were reused).
+	r := buildGo("--cache-max", "1KiB")
+	if !strings.Contains(r.stderr, "least recently used entries") || !strings.Contains(r.stderr, "cached") {
+		t.Errorf("the limited build did not say what it removed, or rebuilt its layers:\n%s", r.stderr)
+	}
+	_, after := list()
+	if after == 0 || after >= before {
+		t.Errorf("layers before %d, after the limited build %d: want fewer, and the build's own kept", before, after)
+	}
+	if r := buildGo(); !strings.Contains(r.stderr, "inputs unchanged, skipped") {
+		t.Errorf("the Go build's own entries did not survive the limit:\n%s", r.stderr)
+	}
+	mustPacker(t, env, "cache", "prune", "--cache-dir", cache, "--filter", "until=1h")
+	if _, n := list(); n != after {
+		t.Errorf("prune --filter until=1h removed recent entries: %d → %d", after, n)
+	}
+	r = packer(t, env, "cache", "prune", "--cache-dir", cache, "--keep-storage", "1")
+	if r.err != nil || !strings.Contains(r.stderr, "freed") {
+		t.Fatalf("prune --keep-storage: %v\n%s", r.err, r.stderr)
+	}
+	if _, n := list(); n != 0 {
+		t.Errorf("%d layers left after prune --keep-storage 1", n)
+	}
+	buildGo()
+}

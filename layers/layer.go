@@ -123,6 +123,7 @@ func (s *Store) Open(d Descriptor) (*Layer, error) {
 	if st.Size() != d.Size {
 		return nil, fmt.Errorf("cached blob %s has size %d, want %d: %w", d.Digest, st.Size(), d.Size, fs.ErrNotExist)
 	}
+	touch(p)
 	return &Layer{Desc: d, path: p}, nil
 }
 

@@ -47,6 +47,7 @@ func Cached(ctx context.Context, img v1.Image, cacheDir string) (string, error) 
 	parent := filepath.Join(cacheDir, "rootfs")
 	final := filepath.Join(parent, d.Hex)
 	if st, err := os.Stat(final); err == nil && st.IsDir() {
+		layers.MarkUsed(final)
 		return final, nil
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -71,6 +72,7 @@ func Cached(ctx context.Context, img v1.Image, cacheDir string) (string, error) 
 		}
 		return "", fmt.Errorf("moving the unpacked root file system into place: %w", err)
 	}
+	layers.MarkUsed(final)
 	return final, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -49,6 +50,8 @@ type buildOptions struct {
 
 	metadataFile, iidFile string
 	pull                  bool
+	cacheMax              string
+	cacheDirUsed          string
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -89,6 +92,7 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	o.registry.add(f)
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
+	f.StringVar(&o.cacheMax, "cache-max", "", "after the build, remove the cache's least recently used entries beyond this size (default "+DefaultCacheMax+", also PACKER_CACHE_MAX; 0 keeps everything); what the build used stays")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
 	f.StringVar(&o.signKey, "sign-key", "", "sign pushed images with this cosign private key (password in COSIGN_PASSWORD); cosign verify --key cosign.pub checks it")
@@ -106,6 +110,7 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 
 func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error {
 	log := ro.logWriter(c)
+	start := time.Now()
 	req, err := o.request(c, dir)
 	if err != nil {
 		return err
@@ -133,6 +138,15 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	if err := o.writeResults(res); err != nil {
 		return err
+	}
+	if removed, err := limitCache(o.cacheDirUsed, o.cacheMax, start); err != nil {
+		fmt.Fprintf(log, "packer: warning: keeping the cache under %s: %v\n", o.cacheMax, err)
+	} else if len(removed) > 0 {
+		var freed int64
+		for _, e := range removed {
+			freed += e.Size
+		}
+		fmt.Fprintf(log, "packer: cache over %s: removed %d least recently used entries (%s)\n", o.cacheMax, len(removed), units.BytesSize(float64(freed)))
 	}
 	if probes := req.Plan.KubernetesProbes(); probes != nil {
 		// Ready to paste into the container's spec.
@@ -222,6 +236,16 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 			return nil, err
 		}
 		cacheDir = d
+	}
+	o.cacheDirUsed = cacheDir
+	if o.cacheMax == "" {
+		o.cacheMax = os.Getenv("PACKER_CACHE_MAX")
+	}
+	if o.cacheMax == "" {
+		o.cacheMax = DefaultCacheMax
+	}
+	if n, err := units.RAMInBytes(o.cacheMax); err != nil || n < 0 {
+		return nil, &UsageError{fmt.Errorf("--cache-max %q: give a size such as 10GiB, or 0 to keep everything", o.cacheMax)}
 	}
 	if rel, ok := inside(dir, cacheDir); ok {
 		// A cache kept inside the project (GitLab CI caches only paths
