@@ -63,7 +63,9 @@ func newCache() *cobra.Command {
 				totals[e.Kind] += e.Size
 				total += e.Size
 			}
-			w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
 			fmt.Fprintf(c.OutOrStdout(), "total %s in %d entries (%s)", units.BytesSize(float64(total)), len(ents), d)
 			for _, k := range []string{layers.KindLayer, layers.KindRootfs, layers.KindSystem, layers.KindTool, layers.KindLeftover} {
 				if totals[k] > 0 {
