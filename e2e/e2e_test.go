@@ -612,3 +612,62 @@ func TestCacheHousekeeping(t *testing.T) {
 	}
 	buildGo()
 }
+
+// startPodmanService runs podman's docker-compatible API on a socket of
+// its own, with storage in a temp dir (vfs; runc and cgroupfs, as podman
+// runs here), and returns DOCKER_HOST and the podman arguments that reach
+// the same storage.
+func startPodmanService(t *testing.T) (string, []string) {
+	t.Helper()
+	podman := testutil.NeedTool(t, "podman", "apt-get install podman")
+	dir := t.TempDir()
+	args := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--storage-driver", "vfs",
+		"--cgroup-manager", "cgroupfs", "--runtime", "runc", "--events-backend", "file"}
+	sock := filepath.Join(dir, "podman.sock")
+	cmd := exec.Command(podman, append(args, "system", "service", "--time", "0", "unix://"+sock)...)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return "unix://" + sock, args
+		}
+	}
+	t.Fatalf("podman system service did not start:\n%s", logs.String())
+	return "", nil
+}
+
+// TestLoadIntoDaemon: --load streams the image into a local daemon's API
+// (podman's docker-compatible service here, as docker load would): the
+// image is listed under its tag and its ID is the config digest.
+func TestLoadIntoDaemon(t *testing.T) {
+	t.Parallel()
+	host, podmanArgs := startPodmanService(t)
+	dir := testutil.CopyFixture(t, "go-server")
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	mustPacker(t, append(cacheEnv(t), "DOCKER_HOST="+host), "build", dir, "--load", "-t", "hello:load", "--metadata-file", meta)
+	var m struct {
+		Config string `json:"containerimage.config.digest"`
+	}
+	b, _ := os.ReadFile(meta)
+	json.Unmarshal(b, &m)
+	out := run(t, "podman", append(podmanArgs, "image", "inspect", "hello:load")...)
+	var inspect []struct {
+		ID       string `json:"Id"`
+		RepoTags []string
+	}
+	if err := json.Unmarshal([]byte(out), &inspect); err != nil || len(inspect) != 1 {
+		t.Fatalf("podman image inspect: %v\n%s", err, out)
+	}
+	if "sha256:"+inspect[0].ID != m.Config || !strings.Contains(strings.Join(inspect[0].RepoTags, " "), "hello:load") {
+		t.Errorf("the daemon holds %s %v, want config %s tagged hello:load", inspect[0].ID, inspect[0].RepoTags, m.Config)
+	}
+	// A daemon that is not there: a clear error, nothing else written.
+	r := packer(t, append(cacheEnv(t), "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "none.sock")), "build", dir, "--load", "-t", "hello:load")
+	if r.err == nil || !strings.Contains(r.stderr, "is it running") {
+		t.Errorf("--load with no daemon: %v\n%s", r.err, r.stderr)
+	}
+}

@@ -257,6 +257,8 @@ func Parse(specs []string, push bool, t Target) ([]Publisher, error) {
 		switch {
 		case s == "registry":
 			out = append(out, &Remote{Client: t.Client, Tags: t.Tags})
+		case s == "daemon" || s == "load":
+			out = append(out, &Daemon{Host: DaemonHost(), Tags: t.Tags})
 		case strings.HasPrefix(s, "oci:") && len(s) > 4:
 			out = append(out, &Layout{Dir: s[4:], Tags: ids})
 		case strings.HasPrefix(s, "oci-archive:") && len(s) > 12:
@@ -330,7 +332,7 @@ func buildxOutput(spec string, t Target, ids []string) (p Publisher, push bool, 
 		return &Layout{Dir: dest, Tags: ids}, false, nil
 	case "docker":
 		if dest == "" {
-			return nil, false, fmt.Errorf("invalid --output %q: packer writes type=docker to a file: add dest=FILE and run docker load -i FILE", spec)
+			return &Daemon{Host: DaemonHost(), Tags: t.Tags}, false, nil // buildx loads it, as --load
 		}
 		return &Tarball{File: dest, Tags: t.Tags}, false, nil
 	case "registry":

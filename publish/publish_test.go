@@ -182,7 +182,7 @@ func TestParseBuildxOutputs(t *testing.T) {
 		{"type=registry", "registry", ""},
 		{"type=image,push=true", "registry", ""},
 		{"type=image", "", "add push=true"},
-		{"type=docker", "", "add dest=FILE and run docker load"},
+		{"type=docker", "daemon " + DaemonHost(), ""},
 		{"type=local,dest=rootfs", "", "not a root file system"},
 		{"type=oci", "", "needs dest=DIR"},
 		{"type=registry,name=r/app:v1", "", "-t r/app:v1"},

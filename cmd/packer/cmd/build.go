@@ -49,7 +49,7 @@ type buildOptions struct {
 	tlog      bool
 
 	metadataFile, iidFile string
-	pull                  bool
+	pull, load            bool
 	cacheMax              string
 	cacheDirUsed          string
 
@@ -72,6 +72,7 @@ Outputs (-o, repeatable):
   oci-archive:FILE the layout in a tar file (skopeo's oci-archive:FILE)
   tar:FILE         a docker-archive that ` + "`docker load`" + ` accepts (one platform)
   registry         push to every -t reference (same as --push)
+  daemon           load into the local Docker Engine or podman (same as --load)
 docker buildx's forms work too: type=oci,dest=DIR (dest=FILE.tar: an OCI
 archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 		Args: cobra.MaximumNArgs(1),
@@ -101,6 +102,7 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
+	f.BoolVar(&o.load, "load", false, "load the image into the local Docker Engine or podman service (DOCKER_HOST, default unix:///var/run/docker.sock), as docker load does; one platform, needs -t")
 	f.BoolVar(&o.pull, "pull", false, "resolve the base's tag again (packer does on every build; accepted for docker buildx command lines)")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write the build's result as JSON (docker buildx's keys: containerimage.digest, containerimage.descriptor, containerimage.config.digest, image.name; and packer's: layers reused or new, SBOMs, signature)")
 	f.StringVar(&o.iidFile, "iidfile", "", "write the image ID (the config digest; the index digest for several platforms) to this file")
@@ -197,7 +199,11 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 		}
 		tags = append(tags, tag)
 	}
-	pubs, err := publish.Parse(o.outputs, o.push, publish.Target{Client: client, Tags: tags, DefaultLayout: filepath.Join(dir, DefaultOutputDir)})
+	outputs := o.outputs
+	if o.load {
+		outputs = append(outputs, "daemon")
+	}
+	pubs, err := publish.Parse(outputs, o.push, publish.Target{Client: client, Tags: tags, DefaultLayout: filepath.Join(dir, DefaultOutputDir)})
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,6 @@ func ExitCode(err error) int {
 var buildxFlags = map[string]string{
 	"file":          "packer needs no Dockerfile: it detects the app (packer plan shows how); --plan FILE builds an edited plan, packer.toml sets the rest",
 	"f":             "packer needs no Dockerfile: it detects the app (packer plan shows how); --plan FILE builds an edited plan, packer.toml sets the rest",
-	"load":          "write a docker-archive with -o tar:FILE and run docker load -i FILE",
 	"build-context": "packer builds one directory: the build context is DIR",
 	"cache-from":    "packer's layer cache is --cache-dir (keep it between CI runs, e.g. with actions/cache)",
 	"cache-to":      "packer's layer cache is --cache-dir (keep it between CI runs, e.g. with actions/cache)",
