@@ -96,13 +96,13 @@ func (d *Daemon) Publish(ctx context.Context, b *oci.Built, att oci.Attachments)
 	go func() { pw.CloseWithError(tarball.MultiRefWrite(refs, pw)) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1.41/images/load?quiet=1", pr)
 	if err != nil {
-		pr.Close()
+		_ = pr.Close()
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-tar")
 	resp, err := client.Do(req)
 	if err != nil {
-		pr.Close()
+		_ = pr.Close()
 		return nil, fmt.Errorf("loading into the daemon at %s: %v; is it running (docker info, or podman system service)? Set DOCKER_HOST to its socket", d.Host, err)
 	}
 	defer resp.Body.Close()
