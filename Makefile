@@ -10,7 +10,7 @@ PKGS      := ./...
 ERRCHECK  := github.com/kisielk/errcheck@v1.30.0
 ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
-.PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean release
+.PHONY: help build demo test unit e2e bench fuzz lint fmt deps clean release docs
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: ## gofmt, go vet, errcheck (unhandled errors; .errcheck-exclude lists the 
 	$(GO) vet $(PKGS)
 	$(GO) run $(ERRCHECK) -ignoretests -exclude .errcheck-exclude $(PKGS)
 	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
+
+docs: ## regenerate docs/cli (from the commands) and docs/config.md (from the settings table)
+	$(GO) run ./internal/gendocs docs
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

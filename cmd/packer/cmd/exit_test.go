@@ -2,6 +2,9 @@ package cmd
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,5 +61,35 @@ func TestGoOptions(t *testing.T) {
 	}
 	if _, err := goOptions(dir, &config.Go{Env: map[string]string{"GOARCH": "arm64"}}); err == nil || !strings.Contains(err.Error(), "GOARCH is packer's to set") {
 		t.Errorf("env GOARCH: %v", err)
+	}
+}
+
+// TestDocsUpToDate: docs/cli/ and docs/config.md are what `make docs`
+// writes from the commands and the settings table.
+func TestDocsUpToDate(t *testing.T) {
+	tmp := t.TempDir()
+	if err := WriteDocs(tmp); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join("..", "..", "..", "docs")
+	err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(repo, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("docs/%s is stale or missing: run make docs", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, _ := filepath.Glob(filepath.Join(repo, "cli", "*.md"))
+	generated, _ := filepath.Glob(filepath.Join(tmp, "cli", "*.md"))
+	if len(committed) != len(generated) {
+		t.Errorf("docs/cli has %d pages, the commands %d: run make docs", len(committed), len(generated))
 	}
 }
