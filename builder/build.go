@@ -71,6 +71,8 @@ type Options struct {
 	// Heartbeat is how long a step may print nothing before the log says
 	// it is still running; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Events receives step events (start, done, cached); nil discards them.
+	Events oci.Events
 }
 
 // Executors, by the name a Report gives them.
@@ -682,6 +684,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	if !b.opts.NoCache {
 		if ls, ok := b.opts.Store.Lookup(key); ok && len(ls) == len(specs) {
 			b.logf("step %s (%s): inputs unchanged, skipped (cache %s)", s.Name, pl.String(), key[:12])
+			b.opts.Events.Emit(oci.Event{Type: "step-cached", Platform: pl.String(), Step: s.Name})
 			b.report.StepsCached++
 			return ls, true, nil
 		}
@@ -713,6 +716,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	}
 	b.logf("step %s (%s): %s", s.Name, pl.String(), shortCommand(s.Run))
 	start := time.Now()
+	b.opts.Events.Emit(oci.Event{Type: "step-start", Platform: pl.String(), Step: s.Name, Command: shortCommand(s.Run)})
 	argv := make([]string, len(s.Run))
 	for i, a := range s.Run {
 		argv[i] = expandPlatform(a, pl)
@@ -767,6 +771,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	}
 	b.report.StepsRun++
 	b.logf("step %s (%s): done in %s", s.Name, pl.String(), time.Since(start).Round(time.Millisecond))
+	b.opts.Events.Emit(oci.Event{Type: "step-done", Platform: pl.String(), Step: s.Name, Duration: time.Since(start)})
 
 	outDir := filepath.Join(*staging, filepath.FromSlash(s.Output))
 	var ls []*layers.Layer

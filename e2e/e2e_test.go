@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -669,5 +670,46 @@ func TestLoadIntoDaemon(t *testing.T) {
 	r := packer(t, append(cacheEnv(t), "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "none.sock")), "build", dir, "--load", "-t", "hello:load")
 	if r.err == nil || !strings.Contains(r.stderr, "is it running") {
 		t.Errorf("--load with no daemon: %v\n%s", r.err, r.stderr)
+	}
+}
+
+// TestProgressTTY runs a build in a real terminal (tmux): --progress auto
+// picks the live view, and a capture mid-build shows the running step with
+// its timer and its last output line; the end shows the summary.
+func TestProgressTTY(t *testing.T) {
+	t.Parallel()
+	tmux := testutil.NeedTool(t, "tmux", "apt-get install tmux")
+	plan := writePlan(t, map[string]any{
+		"provider": "custom", "base": "builtin:static",
+		"steps":      []any{map[string]any{"name": "slow", "run": []string{"sh", "-c", "echo warming up; sleep 4; mkdir -p out; echo hi > out/hi"}, "output": "out"}},
+		"layers":     []any{map[string]any{"name": "app", "from": "slow", "dest": "/app"}},
+		"entrypoint": []string{"/app/none"}, "user": "65532:65532", "workingDir": "/app",
+	})
+	dir := bigContext(t, 0)
+	session := fmt.Sprintf("packer-e2e-%d", time.Now().UnixNano())
+	script := filepath.Join(t.TempDir(), "run.sh")
+	os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nexport XDG_CACHE_HOME=%s\n%s build %s --plan %s -o oci:%s\necho EXIT=$?\nsleep 30\n",
+		t.TempDir(), packerBin, dir, plan, filepath.Join(t.TempDir(), "l"))), 0o755)
+	run(t, tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "50", "env", "TERM=xterm-256color", script)
+	t.Cleanup(func() { exec.Command(tmux, "kill-session", "-t", session).Run() })
+	capture := func() string { return run(t, tmux, "capture-pane", "-p", "-t", session) }
+	var mid string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if c := capture(); strings.Contains(c, "step linux/amd64 slow 2.") {
+			mid = c
+			break
+		}
+	}
+	if !strings.Contains(mid, "│ warming up") {
+		t.Fatalf("no live step timer with its output mid-build; the terminal showed:\n%s", capture())
+	}
+	var end string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if end = capture(); strings.Contains(end, "EXIT=") {
+			break
+		}
+	}
+	if !strings.Contains(end, "EXIT=0") || !strings.Contains(end, "packer: summary") || !strings.Contains(end, "phases   build") {
+		t.Errorf("the build's end in the terminal:\n%s", end)
 	}
 }

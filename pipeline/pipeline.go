@@ -56,6 +56,9 @@ type Request struct {
 	Labels map[string]string
 	// Version of packer: part of step cache keys, SBOMs and provenance.
 	Version string
+	// Events receives what the build does (steps, layers, phases,
+	// publishing), for progress displays; nil discards them.
+	Events oci.Events
 	// NoCache runs every step even when its inputs are unchanged.
 	NoCache bool
 	// Executor runs the steps; nil means the host's toolchain.
@@ -137,6 +140,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	defer func() { _ = redactor.Flush() }() // the log's own write errors cannot be acted on
 
 	start := time.Now()
+	phase := func(name string, since time.Time) {
+		req.Events.Emit(oci.Event{Type: "phase", Phase: name, Duration: time.Since(since)})
+	}
 	built, rep, err := builder.Build(ctx, req.Dir, req.Plan, builder.Options{
 		Platforms: req.Platforms,
 		Store:     req.Store,
@@ -148,21 +154,28 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		Log:       redactor,
 		SecretEnv: secretEnv,
 		Executor:  req.Executor,
+		Events:    req.Events,
 	})
 	if err != nil {
 		return nil, err
 	}
+	phase("build", start)
+	checked := time.Now()
 	if err := guard(built, rep, req.Secrets, req.Store); err != nil {
 		return nil, err
 	}
+	phase("leak guard", checked)
 	res := &Result{Built: built, Report: rep}
 	if res.Digest, err = built.Digest(); err != nil {
 		return nil, err
 	}
 	var att oci.Attachments
+	sbomStart := time.Now()
 	if att.Referrers, res.SBOMs, err = makeSBOMs(ctx, built, req, logf); err != nil {
 		return nil, err
 	}
+	phase("sbom", sbomStart)
+	signStart := time.Now()
 	if req.Signer != nil {
 		if res.Signer, err = req.Signer.Signer(ctx, logf); err != nil {
 			return nil, err
@@ -194,8 +207,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			}
 		}
 	}
+	if req.Signer != nil {
+		phase("sign", signStart)
+	}
 	for _, pl := range req.Platforms {
 		for _, l := range rep.Layers[pl.String()] {
+			req.Events.Emit(oci.Event{Type: "layer", Platform: pl.String(), Layer: l.Name, Digest: l.Digest.String(), Size: l.Size, Reused: l.Cached})
 			state := "new"
 			if l.Cached {
 				state = "cached"
@@ -209,11 +226,14 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("publishing to %s: %w", p, context.Cause(ctx))
 		}
+		pubStart := time.Now()
 		out, err := p.Publish(ctx, built, att)
 		if err != nil {
 			return nil, err
 		}
 		res.Published = append(res.Published, out)
+		req.Events.Emit(oci.Event{Type: "published", Ref: p.String(), Digest: res.Digest.String(), Duration: time.Since(pubStart)})
+		phase("publish "+p.String(), pubStart)
 		logPublished(logf, p, out, res, req.SBOM.Dir != "")
 	}
 	return res, nil
@@ -241,7 +261,7 @@ func logPublished(logf func(string, ...any), p publish.Publisher, out *publish.P
 		logf("published to %s", p)
 	}
 	if len(out.Dropped) > 0 && !sbomDir {
-		logf("a docker-archive cannot carry the SBOM; pass --sbom-dir DIR to keep it")
+		logf("%s cannot carry the SBOM; pass --sbom-dir DIR to keep it", p)
 	}
 }
 

@@ -39,7 +39,27 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 	var pushed []name.Digest
 	for _, repo := range repos {
 		dig := repo.Digest(d.String())
-		if err := write(dig, res, opts); err != nil {
+		wopts := opts
+		if c.Progress != nil {
+			// Bytes of the image's blobs as they go (a fresh channel per
+			// write: go-containerregistry closes it when done).
+			ch := make(chan v1.Update, 16)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for u := range ch {
+					if u.Error == nil {
+						c.Progress(repo.String(), u.Complete, u.Total)
+					}
+				}
+			}()
+			wopts = append(slices.Clone(opts), remote.WithProgress(ch))
+			err := write(dig, res, wopts)
+			<-done
+			if err != nil {
+				return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
+			}
+		} else if err := write(dig, res, opts); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
 		}
 		extra := att.Tagged[repo.Name()]

@@ -49,6 +49,9 @@ type Client struct {
 	// registry-mirrors: the first that has the image serves it, else Docker
 	// Hub does.
 	Mirrors []string
+	// Progress, when set, is told the bytes pushed of the image's blobs
+	// to each repository, as they go.
+	Progress func(repo string, complete, total int64)
 
 	once  sync.Once
 	rt    http.RoundTripper

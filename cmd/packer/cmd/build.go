@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/layers"
+	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/sign"
@@ -50,6 +52,8 @@ type buildOptions struct {
 
 	metadataFile, iidFile string
 	pull, load            bool
+	progress              string
+	onPush                func(repo string, complete, total int64)
 	cacheMax              string
 	cacheDirUsed          string
 
@@ -102,6 +106,7 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	f.StringVar(&o.fulcioURL, "fulcio-url", sign.DefaultFulcioURL, "Fulcio certificate authority for --sign-keyless")
 	f.StringVar(&o.rekorURL, "rekor-url", sign.DefaultRekorURL, "Rekor transparency log signatures are recorded in")
 	f.BoolVar(&o.tlog, "tlog-upload", true, "record signatures in the Rekor log: on by default with --sign-keyless, off with --sign-key unless given (without it, verifiers need --insecure-ignore-tlog)")
+	f.StringVar(&o.progress, "progress", ProgressAuto, "how the build shows itself on stderr: auto (tty on a terminal, else plain), tty (a live line with each step's timer and push bars), plain (log lines; a heartbeat after 10 s of silence), json (one event per line), quiet (as -q); every mode but quiet ends with a summary")
 	f.BoolVar(&o.load, "load", false, "load the image into the local Docker Engine or podman service (DOCKER_HOST, default unix:///var/run/docker.sock), as docker load does; one platform, needs -t")
 	f.BoolVar(&o.pull, "pull", false, "resolve the base's tag again (packer does on every build; accepted for docker buildx command lines)")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write the build's result as JSON (docker buildx's keys: containerimage.digest, containerimage.descriptor, containerimage.config.digest, image.name; and packer's: layers reused or new, SBOMs, signature)")
@@ -111,11 +116,28 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 }
 
 func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error {
-	log := ro.logWriter(c)
+	mode, err := o.progressMode(c, ro)
+	if err != nil {
+		return err
+	}
+	log := io.Writer(io.Discard)
+	var prog *progress
+	if mode != ProgressQuiet {
+		prog = newProgress(mode, c.ErrOrStderr())
+		log = prog
+		prog.start()
+		defer prog.finish()
+		o.onPush = func(repo string, complete, total int64) {
+			prog.event(oci.Event{Type: "push", Ref: repo, Complete: complete, Total: total, Time: time.Now()})
+		}
+	}
 	start := time.Now()
 	req, err := o.request(c, dir)
 	if err != nil {
 		return err
+	}
+	if prog != nil {
+		req.Events = prog.event
 	}
 	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", req.Plan.Provider, dir, platformList(req.Platforms), req.Plan.Base, req.Created.UTC().Format(time.RFC3339), o.createdFrom)
 	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, req.Plan.Exclude...), ", "))
@@ -150,6 +172,11 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 		}
 		fmt.Fprintf(log, "packer: cache over %s: removed %d least recently used entries (%s)\n", o.cacheMax, len(removed), units.BytesSize(float64(freed)))
 	}
+	if prog != nil {
+		if err := o.finishProgress(prog, mode, res); err != nil {
+			return err
+		}
+	}
 	if probes := req.Plan.KubernetesProbes(); probes != nil {
 		// Ready to paste into the container's spec.
 		var y bytes.Buffer
@@ -179,6 +206,7 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	if err != nil {
 		return nil, err
 	}
+	client.Progress = o.onPush
 	p, merged, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err
@@ -419,4 +447,57 @@ func indent(s, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// progressMode is --progress, resolved: -q is quiet, auto is tty on a
+// terminal and plain elsewhere.
+func (o *buildOptions) progressMode(c *cobra.Command, ro *rootOptions) (string, error) {
+	if ro.quiet {
+		return ProgressQuiet, nil
+	}
+	switch o.progress {
+	case ProgressAuto, "":
+		if f, ok := c.ErrOrStderr().(*os.File); ok && isTerminal(f) && os.Getenv("TERM") != "dumb" {
+			return ProgressTTY, nil
+		}
+		return ProgressPlain, nil
+	case ProgressTTY, ProgressPlain, ProgressJSON, ProgressQuiet:
+		return o.progress, nil
+	}
+	return "", &UsageError{fmt.Errorf("--progress %q: use auto, tty, plain, json or quiet", o.progress)}
+}
+
+// finishProgress ends the display: the summary (plain, tty), or the result
+// as the last JSON event (the --metadata-file content).
+func (o *buildOptions) finishProgress(prog *progress, mode string, res *pipeline.Result) error {
+	prog.finish()
+	if mode == ProgressJSON {
+		m, err := metadata(res, o.tags)
+		if err != nil {
+			return err
+		}
+		prog.emitJSON(map[string]any{"time": time.Now().UTC(), "type": "result", "result": m})
+		return nil
+	}
+	var refs []string
+	for _, p := range res.Published {
+		for _, r := range p.Refs {
+			refs = append(refs, r.String())
+		}
+		if p.Path != "" {
+			refs = append(refs, p.Path)
+		}
+	}
+	var size int64
+	for _, im := range res.Built.Images {
+		if ls, err := im.Image.Layers(); err == nil {
+			for _, l := range ls {
+				if n, err := l.Size(); err == nil {
+					size += n
+				}
+			}
+		}
+	}
+	_, err := io.WriteString(prog.out, prog.summary(refs, res.Digest.String(), size))
+	return err
 }
