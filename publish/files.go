@@ -2,6 +2,7 @@ package publish
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -182,7 +184,75 @@ func writeLayout(ctx context.Context, dir string, res oci.Result, tags []string,
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, context.Cause(ctx))
 	}
-	return layers.WriteFileAtomic(filepath.Join(dir, "index.json"), raw, 0o644)
+	if err := layers.WriteFileAtomic(filepath.Join(dir, "index.json"), raw, 0o644); err != nil {
+		return err
+	}
+	if !fresh {
+		// A layout rebuilt in place drops the blobs nothing references
+		// any more (the old image's layers, its SBOMs).
+		return collectLayout(dir, im)
+	}
+	return nil
+}
+
+// collectLayout removes the blobs of the layout at dir that im (its
+// index.json) does not reach through manifests, indexes, configs, layers
+// and subjects. Blobs being written (temp names) are left alone.
+func collectLayout(dir string, im *v1.IndexManifest) error {
+	keep := map[string]bool{}
+	var walk func(d v1.Descriptor) error
+	walk = func(d v1.Descriptor) error {
+		if keep[d.Digest.Hex] {
+			return nil
+		}
+		keep[d.Digest.Hex] = true
+		if !d.MediaType.IsIndex() && !d.MediaType.IsImage() {
+			return nil
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "blobs", d.Digest.Algorithm, d.Digest.Hex))
+		if err != nil {
+			return err
+		}
+		if d.MediaType.IsIndex() {
+			child, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+			if err != nil {
+				return err
+			}
+			for _, m := range child.Manifests {
+				if err := walk(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return err
+		}
+		keep[m.Config.Digest.Hex] = true
+		for _, l := range m.Layers {
+			keep[l.Digest.Hex] = true
+		}
+		return nil
+	}
+	for _, d := range im.Manifests {
+		if err := walk(d); err != nil {
+			return fmt.Errorf("collecting the layout's unused blobs: %w", err)
+		}
+	}
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	ents, err := os.ReadDir(blobs)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !keep[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+			if err := os.Remove(filepath.Join(blobs, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // WriteTarball writes a docker-archive (what `docker save` writes and

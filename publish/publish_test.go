@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,46 @@ func TestParseBuildxOutputs(t *testing.T) {
 		if err != nil || len(pubs) != 1 || pubs[0].String() != tc.want {
 			t.Errorf("%s: %v %v, want %s", tc.spec, pubs, err, tc.want)
 		}
+	}
+}
+
+// TestLayoutRebuildDropsUnusedBlobs: writing a new image under a tag of an
+// existing layout removes the old image's blobs, unless another tag still
+// holds that image.
+func TestLayoutRebuildDropsUnusedBlobs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	a, _ := random.Image(2048, 2)
+	b, _ := random.Image(2048, 2)
+	c, _ := random.Image(2048, 2)
+	blobCount := func() int {
+		ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+		return len(ents)
+	}
+	has := func(img v1.Image) bool {
+		ls, _ := img.Layers()
+		for _, l := range ls {
+			d, _ := l.Digest()
+			if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", d.Hex)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	ctx := context.Background()
+	if err := WriteLayout(ctx, dir, a, []string{"v1", "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLayout(ctx, dir, b, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !has(a) || !has(b) {
+		t.Fatalf("an image still tagged lost its blobs")
+	}
+	n := blobCount()
+	if err := WriteLayout(ctx, dir, c, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if has(b) || !has(c) || !has(a) || blobCount() != n {
+		t.Errorf("after replacing b by c under v1: b's blobs kept %v, c's %v, a's %v; %d blobs, want %d", has(b), has(c), has(a), blobCount(), n)
 	}
 }
