@@ -21,7 +21,7 @@ type Event struct {
 	Reused bool   `json:"reused,omitempty"`
 	// Push progress (type push): bytes done of total.
 	Complete int64 `json:"complete,omitempty"`
-	Total    int64  `json:"total,omitempty"`
+	Total    int64 `json:"total,omitempty"`
 	// Phase (type phase): its name and how long it took.
 	Phase    string        `json:"phase,omitempty"`
 	Duration time.Duration `json:"durationNs,omitempty"`
