@@ -259,7 +259,7 @@ func nearest(s string, valid []string) string {
 	best, bestD := "", 1<<30
 	norm := func(x string) string { return strings.ReplaceAll(strings.ToLower(x), "-", "_") }
 	for _, v := range valid {
-		d := levenshtein(norm(s), norm(v))
+		d := Levenshtein(norm(s), norm(v))
 		if d < bestD {
 			best, bestD = v, d
 		}
@@ -270,7 +270,9 @@ func nearest(s string, valid []string) string {
 	return ""
 }
 
-func levenshtein(a, b string) int {
+// Levenshtein is the edit distance between a and b (for "did you mean"
+// suggestions of keys and flags).
+func Levenshtein(a, b string) int {
 	prev := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/registry"
 )
 
@@ -102,7 +103,7 @@ func nearestFlag(fs *pflag.FlagSet, name string) string {
 		if f.Hidden {
 			return
 		}
-		d := distance(name, f.Name)
+		d := config.Levenshtein(name, f.Name)
 		if d <= 2 || (len(name) >= 4 && strings.HasPrefix(f.Name, name[:4])) {
 			cs = append(cs, cand{f.Name, d})
 		}
@@ -112,27 +113,6 @@ func nearestFlag(fs *pflag.FlagSet, name string) string {
 		return ""
 	}
 	return cs[0].name
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // usageArgs wraps a cobra argument check so its error is a usage error.
