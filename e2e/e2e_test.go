@@ -713,3 +713,50 @@ func TestProgressTTY(t *testing.T) {
 		t.Errorf("the build's end in the terminal:\n%s", end)
 	}
 }
+
+// TestLayoutWithoutTag: a fresh single-platform layout holds one image in
+// index.json, so skopeo inspect oci:DIR and podman pull oci:DIR need no
+// tag and umoci lists it; its SBOMs stay reachable (packer sbom oci:DIR);
+// a rebuild in place drops the replaced image's blobs.
+func TestLayoutWithoutTag(t *testing.T) {
+	t.Parallel()
+	skopeo := testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	umoci := testutil.NeedTool(t, "umoci", "apt-get install umoci")
+	dir := testutil.CopyFixture(t, "go-server")
+	// podman names the pulled image after the path: a lowercase one.
+	lower, err := os.MkdirTemp("", "packer-e2e-layout-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(lower) })
+	out := filepath.Join(lower, "layout")
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	digest := strings.TrimSpace(mustPacker(t, env, "build", dir, "-q", "-o", "oci:"+out, "-t", "hello:v1"))
+	var inspect struct{ Digest string }
+	if err := json.Unmarshal([]byte(run(t, skopeo, "inspect", "oci:"+out)), &inspect); err != nil || inspect.Digest != digest {
+		t.Errorf("skopeo inspect oci:DIR (no tag): %+v %v, want %s", inspect, err, digest)
+	}
+	if ls := run(t, umoci, "ls", "--layout", out); strings.TrimSpace(ls) != "v1" {
+		t.Errorf("umoci ls: %q, want v1", ls)
+	}
+	if sb := mustPacker(t, env, "sbom", "oci:"+out); !strings.Contains(sb, `"spdxVersion"`) {
+		t.Errorf("packer sbom oci:DIR: %.200s", sb)
+	}
+	if _, err := exec.LookPath("podman"); err == nil {
+		store := t.TempDir()
+		args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc", "--events-backend", "file"}
+		run(t, "podman", append(args, "pull", "-q", "oci:"+out)...)
+	} else if testutil.InCI() {
+		t.Errorf("podman is missing (scripts/test-deps.sh installs it)")
+	}
+	count := func() int {
+		ents, _ := os.ReadDir(filepath.Join(out, "blobs", "sha256"))
+		return len(ents)
+	}
+	before := count()
+	os.WriteFile(filepath.Join(dir, "templates", "index.html"), []byte("<p>{{.Greeting}} again</p>\n"), 0o644)
+	mustPacker(t, env, "build", dir, "-q", "-o", "oci:"+out, "-t", "hello:v1")
+	if after := count(); after != before {
+		t.Errorf("the layout rebuilt in place holds %d blobs, %d before: the replaced image's stayed", after, before)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
@@ -132,24 +135,12 @@ func writeLayout(ctx context.Context, dir string, res oci.Result, tags []string,
 			}
 		}
 	}
-	staleReferrer := func(d v1.Descriptor) bool {
-		if d.ArtifactType == "" || d.Annotations[refNameAnnotation] != "" {
-			return false
-		}
-		img, err := p.Image(d.Digest)
-		if err != nil {
-			return false
-		}
-		m, err := img.Manifest()
-		return err == nil && m.Subject != nil && replaced[m.Subject.Digest] && !kept[m.Subject.Digest]
+	oldRefs, err := layoutReferrers(dir, old)
+	if err != nil {
+		return err
 	}
-	idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return tagSet[d.Annotations[refNameAnnotation]] || staleReferrer(d) })
-	var adds []mutate.IndexAddendum
-	for _, t := range tags {
-		dd := *desc
-		dd.Annotations = map[string]string{refNameAnnotation: t}
-		adds = append(adds, mutate.IndexAddendum{Add: res.(mutate.Appendable), Descriptor: dd})
-	}
+	var refs []v1.Descriptor
+	seen := map[v1.Hash]bool{}
 	for _, r := range referrers {
 		if err := p.WriteImage(r); err != nil {
 			return fmt.Errorf("writing the SBOM to %s: %w", dir, err)
@@ -169,13 +160,62 @@ func writeLayout(ctx context.Context, dir string, res oci.Result, tags []string,
 			return fmt.Errorf("reading the SBOM manifest: %w", err)
 		}
 		rd.ArtifactType = am.ArtifactType
-		idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return d.Digest == rd.Digest })
-		adds = append(adds, mutate.IndexAddendum{Add: r, Descriptor: *rd})
+		refs = append(refs, *rd)
+		seen[rd.Digest] = true
+	}
+	for _, r := range oldRefs {
+		if seen[r.Digest] {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "blobs", r.Digest.Algorithm, r.Digest.Hex))
+		if err != nil {
+			continue // its manifest is gone: nothing to keep
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil || m.Subject == nil || (replaced[m.Subject.Digest] && !kept[m.Subject.Digest]) {
+			continue
+		}
+		refs = append(refs, r)
+		seen[r.Digest] = true
+	}
+	// index.json holds the tagged images only (referrers written by
+	// earlier versions at its top level move into the referrers index).
+	idx = mutate.RemoveManifests(idx, func(d v1.Descriptor) bool {
+		return tagSet[d.Annotations[refNameAnnotation]] || d.Annotations[refNameAnnotation] == "" && d.ArtifactType != ""
+	})
+	var adds []mutate.IndexAddendum
+	for _, t := range tags {
+		dd := *desc
+		dd.Annotations = map[string]string{refNameAnnotation: t}
+		adds = append(adds, mutate.IndexAddendum{Add: res.(mutate.Appendable), Descriptor: dd})
 	}
 	idx = mutate.AppendManifests(idx, adds...)
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return err
+	}
+	im = im.DeepCopy()
+	delete(im.Annotations, ReferrersAnnotation)
+	if len(refs) > 0 {
+		sort.Slice(refs, func(i, j int) bool { return refs[i].Digest.String() < refs[j].Digest.String() })
+		ri, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: refs})
+		if err != nil {
+			return err
+		}
+		h, _, err := v1.SHA256(bytes.NewReader(ri))
+		if err != nil {
+			return err
+		}
+		if err := p.WriteBlob(h, io.NopCloser(bytes.NewReader(ri))); err != nil {
+			return fmt.Errorf("writing the referrers index to %s: %w", dir, err)
+		}
+		if im.Annotations == nil {
+			im.Annotations = map[string]string{}
+		}
+		im.Annotations[ReferrersAnnotation] = h.String()
+	}
+	if len(im.Annotations) == 0 {
+		im.Annotations = nil
 	}
 	raw, err := json.MarshalIndent(im, "", "   ")
 	if err != nil {
@@ -235,7 +275,11 @@ func collectLayout(dir string, im *v1.IndexManifest) error {
 		}
 		return nil
 	}
-	for _, d := range im.Manifests {
+	roots := slices.Clone(im.Manifests)
+	if h, err := v1.NewHash(im.Annotations[ReferrersAnnotation]); err == nil {
+		roots = append(roots, v1.Descriptor{MediaType: types.OCIImageIndex, Digest: h})
+	}
+	for _, d := range roots {
 		if err := walk(d); err != nil {
 			return fmt.Errorf("collecting the layout's unused blobs: %w", err)
 		}
@@ -454,3 +498,105 @@ func WriteOCIArchive(ctx context.Context, file string, res oci.Result, tags []st
 	}
 	return os.Rename(tmp.Name(), file)
 }
+
+// ReferrersAnnotation, on a layout's index.json, names the blob of an OCI
+// image index that lists the layout's referrers (SBOMs, with their
+// artifactType), in the shape of a registry's referrers answer. They stay
+// out of index.json's own list, so the tools that take a layout's one
+// image without a tag (skopeo inspect oci:DIR, podman pull oci:DIR) and
+// umoci see one image; they stay reachable: packer sbom oci:DIR reads
+// them, and each names its image as subject.
+const ReferrersAnnotation = "dev.packer.referrers"
+
+// LayoutReferrers lists the referrers of the layout at dir: those of its
+// referrers index, and the untagged artifact entries earlier versions put
+// in index.json itself.
+func LayoutReferrers(dir string) ([]v1.Descriptor, error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	return layoutReferrers(dir, im)
+}
+
+func layoutReferrers(dir string, im *v1.IndexManifest) ([]v1.Descriptor, error) {
+	var out []v1.Descriptor
+	for _, d := range im.Manifests {
+		if d.ArtifactType != "" && d.Annotations[refNameAnnotation] == "" {
+			out = append(out, d)
+		}
+	}
+	h, err := v1.NewHash(im.Annotations[ReferrersAnnotation])
+	if err != nil {
+		return out, nil
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "blobs", h.Algorithm, h.Hex))
+	if err != nil {
+		return nil, fmt.Errorf("the layout's referrers index %s: %w", h, err)
+	}
+	ri, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("the layout's referrers index %s: %w", h, err)
+	}
+	return append(out, ri.Manifests...), nil
+}
+
+// LayoutImage reads the image whose manifest is blob h of the layout at
+// dir, whether index.json lists it or not (a referrer).
+func LayoutImage(dir string, h v1.Hash) (v1.Image, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "blobs", h.Algorithm, h.Hex))
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&blobImage{dir: dir, raw: raw, mt: m.MediaType})
+}
+
+// blobImage is an image read straight from a layout's blobs.
+type blobImage struct {
+	dir string
+	raw []byte
+	mt  types.MediaType
+}
+
+func (b *blobImage) blob(h v1.Hash) string { return filepath.Join(b.dir, "blobs", h.Algorithm, h.Hex) }
+
+func (b *blobImage) MediaType() (types.MediaType, error) { return b.mt, nil }
+func (b *blobImage) RawManifest() ([]byte, error)        { return b.raw, nil }
+func (b *blobImage) RawConfigFile() ([]byte, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(b.raw))
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(b.blob(m.Config.Digest))
+}
+
+func (b *blobImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(b.raw))
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range m.Layers {
+		if l.Digest == h {
+			return &blobLayer{path: b.blob(h), desc: l}, nil
+		}
+	}
+	return nil, fmt.Errorf("layer %s is not in the manifest", h)
+}
+
+type blobLayer struct {
+	path string
+	desc v1.Descriptor
+}
+
+func (l *blobLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *blobLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/packer-build/packer/config"
 	"github.com/packer-build/packer/pipeline"
+	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
 )
 
@@ -110,14 +111,15 @@ func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform s
 		if !found {
 			return v1.Hash{}, nil, nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
 		}
-		// In a layout, referrers are the index entries whose manifest
-		// names the image as subject.
+		// In a layout, referrers are listed in its referrers index (see
+		// publish.ReferrersAnnotation); those naming the image as subject.
+		candidates, err := publish.LayoutReferrers(dir)
+		if err != nil {
+			return v1.Hash{}, nil, nil, err
+		}
 		var refs []v1.Descriptor
-		for _, d := range im.Manifests {
-			if d.ArtifactType == "" {
-				continue
-			}
-			img, err := idx.Image(d.Digest)
+		for _, d := range candidates {
+			img, err := publish.LayoutImage(dir, d.Digest)
 			if err != nil {
 				continue
 			}
@@ -126,7 +128,7 @@ func resolveReferrers(c *cobra.Command, client *registry.Client, ref, platform s
 				refs = append(refs, d)
 			}
 		}
-		return subject, staticIndex(refs), idx.Image, nil
+		return subject, staticIndex(refs), func(h v1.Hash) (v1.Image, error) { return publish.LayoutImage(dir, h) }, nil
 	}
 	r, err := client.ParseReference(ref)
 	if err != nil {
