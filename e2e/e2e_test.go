@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -758,5 +759,63 @@ func TestLayoutWithoutTag(t *testing.T) {
 	mustPacker(t, env, "build", dir, "-q", "-o", "oci:"+out, "-t", "hello:v1")
 	if after := count(); after != before {
 		t.Errorf("the layout rebuilt in place holds %d blobs, %d before: the replaced image's stayed", after, before)
+	}
+}
+
+// TestReadmeUsage runs every command of README's Usage block, as written,
+// on the bundled Go fixture: DIR is the fixture, REG (and
+// registry.example) a real registry process, IMAGE an image pushed there,
+// cosign.key/.pub a pair cosign made; optional [words] are given. Keyless
+// signing needs an OIDC token and Fulcio: TestKeylessSigningWithFulcio
+// runs it. A README command that no longer runs fails here.
+func TestReadmeUsage(t *testing.T) {
+	t.Parallel()
+	cosign := testutil.NeedTool(t, "cosign", "scripts/tools.sh installs it with go install")
+	readme, err := os.ReadFile(filepath.Join(testutil.Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "## Usage\n\n```sh\n")
+	if !ok {
+		t.Fatal("README has no Usage block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	reg := startRegistry(t, "")
+	work := t.TempDir()
+	dir := testutil.CopyFixture(t, "go-server")
+	keys := t.TempDir()
+	gen := exec.Command(cosign, "generate-key-pair")
+	gen.Dir, gen.Env = keys, append(os.Environ(), "COSIGN_PASSWORD=readme")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	env := append(cacheEnv(t), "GOCACHE="+goCache, "COSIGN_PASSWORD=readme")
+	comment := regexp.MustCompile(`\s+#.*$`)
+	ran := 0
+	for _, line := range strings.Split(block, "\n") {
+		line = strings.TrimSpace(comment.ReplaceAllString(line, ""))
+		if !strings.HasPrefix(line, "packer ") {
+			continue
+		}
+		if strings.Contains(line, "--sign-keyless") {
+			continue // needs an OIDC token and Fulcio: TestKeylessSigningWithFulcio
+		}
+		cmdline := strings.NewReplacer(
+			"[DIR]", dir, " DIR", " "+dir, "registry.example/team", reg+"/team", "REG", reg, "IMAGE", reg+"/hello:v1",
+			"[--json]", "--json", "[--format cyclonedx]", "--format cyclonedx", "[--all]", "--all",
+			"cosign.key", filepath.Join(keys, "cosign.key"), "cosign.pub", filepath.Join(keys, "cosign.pub"),
+			"oci:out", "oci:"+filepath.Join(work, "out"), "tar:hello.tar", "tar:"+filepath.Join(work, "hello.tar"),
+		).Replace(line)
+		args := strings.Fields(strings.TrimPrefix(cmdline, "packer "))
+		// As a user runs them: in the app's directory.
+		cmd := exec.Command(packerBin, args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("README: %s\nran in the app's directory: packer %s\n%v\n%s", line, strings.Join(args, " "), err, out)
+		}
+		ran++
+	}
+	if ran < 10 {
+		t.Errorf("ran %d README commands; the Usage block changed shape", ran)
 	}
 }
