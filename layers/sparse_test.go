@@ -3,8 +3,11 @@ package layers
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 )
@@ -123,4 +126,39 @@ func mustOpen(t *testing.T, p string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestLayerDigestIndependentOfCores: the parallel compressor gives the
+// same bytes on one core and on two (and so the same digest on any
+// machine), for a layer of several blocks.
+func TestLayerDigestIndependentOfCores(t *testing.T) {
+	dir := t.TempDir()
+	var files []File
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		data := make([]byte, 3*GzipBlock/2)
+		for j := range data {
+			data[j] = byte((j * (i + 7)) % 251) // compressible, not trivially
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		info, _ := os.Stat(p)
+		files = append(files, File{Rel: filepath.Base(p), Abs: p, Mode: info.Mode(), Size: info.Size()})
+	}
+	digest := func(procs int) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		s, err := NewStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Write(context.Background(), func(w io.Writer) error { return WriteTar(w, files, Spec{Dest: "/app"}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Desc.Digest.String()
+	}
+	if one, two := digest(1), digest(2); one != two {
+		t.Errorf("GOMAXPROCS=1 gives %s, 2 gives %s", one, two)
+	}
 }
