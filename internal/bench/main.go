@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -37,6 +38,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	kgzip "github.com/klauspost/compress/gzip"
 
 	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/layers"
@@ -145,7 +147,8 @@ func layerSuite(tree string, runs int) error {
 		return fmt.Errorf("reading %s: %w", tree, err)
 	}
 
-	var packerT, shellT, ggcrT []time.Duration
+	var packerT, shellT, ggcrT, pigzT, zstdT, oneT []time.Duration
+	var cores []float64
 	var maxRSS int64
 	var res layerResult
 	for i := 0; i < runs; i++ {
@@ -160,6 +163,7 @@ func layerSuite(tree string, runs int) error {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSS {
 			maxRSS = ru.Maxrss // KiB on Linux
 		}
+		cores = append(cores, (cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()).Seconds()/d.Seconds())
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			return fmt.Errorf("packer layer writer output: %w", err)
 		}
@@ -170,22 +174,71 @@ func layerSuite(tree string, runs int) error {
 		}
 		shellT = append(shellT, d)
 
+		d, err = timeIt(func() error { return singleGzip(tree) })
+		if err != nil {
+			return fmt.Errorf("single-core gzip: %w", err)
+		}
+		oneT = append(oneT, d)
+
 		d, err = timeIt(func() error { return ggcrLayer(tree) })
 		if err != nil {
 			return fmt.Errorf("ggcr tarball layer: %w", err)
 		}
 		ggcrT = append(ggcrT, d)
+		// The floors on every core: pigz -6 and zstd -T0 -3 (apt pigz zstd).
+		for _, floor := range []struct {
+			tool, pipe string
+			into       *[]time.Duration
+		}{{"pigz", "pigz -6", &pigzT}, {"zstd", "zstd -T0 -3 -q", &zstdT}} {
+			if _, err := exec.LookPath(floor.tool); err != nil {
+				continue
+			}
+			d, err = timeIt(exec.Command("bash", "-c", `set -o pipefail; tar -cf - -C "$1" . | `+floor.pipe+` | sha256sum >/dev/null`, "bash", tree).Run)
+			if err != nil {
+				return fmt.Errorf("tar | %s | sha256sum: %w", floor.pipe, err)
+			}
+			*floor.into = append(*floor.into, d)
+		}
 	}
 	mb := float64(res.Bytes) / 1e6
 	rate := func(d time.Duration) float64 { return mb / d.Seconds() }
 	p, s, g := median(packerT), median(shellT), median(ggcrT)
 	fmt.Printf("\n## layer writer: %s (%.0f MB of file data)\n", tree, mb)
 	fmt.Printf("%-44s %8s %9s %14s\n", "writer", "median", "MB/s", "packer speedup")
-	fmt.Printf("%-44s %8s %9.0f %14s\n", "packer (tar→klauspost gzip-6→sha256, 1 pass)", p.Round(time.Millisecond), rate(p), "1.00×")
+	sort.Float64s(cores)
+	fmt.Printf("%-44s %8s %9.0f %14s   (%.2f cores)\n", "packer (tar→pgzip-6, 1 MiB blocks→sha256)", p.Round(time.Millisecond), rate(p), "1.00×", cores[len(cores)/2])
+	o := median(oneT)
+	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "packer before: klauspost gzip-6 on one core", o.Round(time.Millisecond), rate(o), o.Seconds()/p.Seconds())
 	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "tar -c | gzip -6 | sha256sum", s.Round(time.Millisecond), rate(s), s.Seconds()/p.Seconds())
 	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "ggcr tarball.LayerFromOpener (stdlib gzip)", g.Round(time.Millisecond), rate(g), g.Seconds()/p.Seconds())
+	if len(pigzT) > 0 {
+		f := median(pigzT)
+		fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "floor: tar -c | pigz -6 | sha256sum", f.Round(time.Millisecond), rate(f), f.Seconds()/p.Seconds())
+	}
+	if len(zstdT) > 0 {
+		f := median(zstdT)
+		fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "floor: tar -c | zstd -T0 -3 | sha256sum", f.Round(time.Millisecond), rate(f), f.Seconds()/p.Seconds())
+	}
 	fmt.Printf("packer writer peak RSS: %.0f MB (whole process)\n", float64(maxRSS)/1024)
 	return nil
+}
+
+// singleGzip is the layer writer as it was before pgzip: the same tar
+// through klauspost's gzip -6 on one goroutine, with the digest.
+func singleGzip(tree string) error {
+	files, err := layers.Collect(tree, nil, nil)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	zw, err := kgzip.NewWriterLevel(h, layers.GzipLevel)
+	if err != nil {
+		return err
+	}
+	if err := layers.WriteTar(zw, files, layers.Spec{Dest: "/tree"}); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 // ggcrLayer is go-containerregistry's own path: a tarball layer from an
