@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -747,5 +748,49 @@ func TestBunRuntime(t *testing.T) {
 	}
 	if d := c.stop(); d.Seconds() > 2 {
 		t.Errorf("container took %s to stop on SIGTERM", d)
+	}
+}
+
+// TestRegistryCache: a build with --cache-to leaves its step and layer
+// cache in the registry; on a fresh machine (an empty cache dir) a build
+// with --cache-from skips npm ci, fetches the dependency layer and gives
+// the same digest; a cache tag that does not exist yet is a cold build.
+func TestRegistryCache(t *testing.T) {
+	t.Parallel()
+	testutil.NeedTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	reg := startRegistry(t, "")
+	dir := nodeFixture(t, "node-express")
+	cache := reg + "/team/express-cache:main"
+	build := func(cacheDir string, args ...string) (string, string) {
+		out := filepath.Join(t.TempDir(), "layout")
+		r := packer(t, nodeEnv(t), append([]string{"build", dir, "--base", base, "-o", "oci:" + out, "-t", "app:v1", "--cache-dir", cacheDir}, args...)...)
+		if r.err != nil {
+			t.Fatalf("build: %v\n%s", r.err, r.stderr)
+		}
+		d, _ := layoutImage(t, out).Digest()
+		return d.String(), r.stderr
+	}
+	first, log := build(t.TempDir(), "--cache-to", "registry:"+cache)
+	if !strings.Contains(log, "registry cache "+cache+": wrote this build's") || !strings.Contains(log, "step deps (linux/amd64): npm") {
+		t.Fatalf("the first build did not install and write the cache:\n%s", log)
+	}
+	img, err := remote.Image(mustRef(t, cache))
+	if err != nil {
+		t.Fatalf("the cache artifact: %v", err)
+	}
+	if m, _ := img.Manifest(); m.ArtifactType != "application/vnd.dev.packer.cache.v1" || len(m.Layers) == 0 {
+		t.Errorf("cache artifact manifest: %+v", m)
+	}
+	second, log := build(t.TempDir(), "--cache-from", "type=registry,ref="+cache)
+	if !strings.Contains(log, "step deps (linux/amd64): inputs unchanged, skipped") {
+		t.Errorf("the fresh machine ran the installer although the registry cache had it:\n%s", log)
+	}
+	if second != first {
+		t.Errorf("the build from the registry cache gave %s, the first %s", second, first)
+	}
+	_, log = build(t.TempDir(), "--cache-from", "registry:"+reg+"/team/express-cache:none")
+	if !strings.Contains(log, "is empty: a cold build") || strings.Contains(log, "inputs unchanged, skipped") {
+		t.Errorf("a missing cache tag:\n%s", log)
 	}
 }

@@ -106,6 +106,74 @@ func (r *readCloser) Close() error { return r.close() }
 // so concurrent builds can share a Store.
 type Store struct {
 	Dir string
+	// Fetch, when set, brings a blob the store lacks from elsewhere (a
+	// registry cache) into w; Open then keeps it.
+	Fetch func(ctx context.Context, d Descriptor, w io.Writer) error
+
+	mu   sync.Mutex
+	used map[string][]Descriptor
+}
+
+// Used returns the step and layer records this process looked up or wrote:
+// what a registry cache of this build holds.
+func (s *Store) Used() map[string][]Descriptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]Descriptor, len(s.used))
+	for k, v := range s.used {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Store) noteUsed(key string, ds []Descriptor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used == nil {
+		s.used = map[string][]Descriptor{}
+	}
+	s.used[key] = ds
+}
+
+// HasKey reports whether the store has a record under key.
+func (s *Store) HasKey(key string) bool {
+	_, err := os.Stat(filepath.Join(s.Dir, "keys", key+".json"))
+	return err == nil
+}
+
+// Adopt records ds under key unless the store has a record there already:
+// entries of a registry cache, whose blobs Fetch brings when a build
+// looks them up.
+func (s *Store) Adopt(key string, ds []Descriptor) error {
+	if s.HasKey(key) {
+		return nil
+	}
+	b, err := json.Marshal(ds)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".json"), b, 0o644)
+}
+
+// fetch brings blob d from s.Fetch into the store, checking its digest.
+func (s *Store) fetch(d Descriptor) error {
+	tmp, err := os.CreateTemp(filepath.Join(s.Dir, "tmp"), tmpdir.Pattern("fetch-"))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	err = s.Fetch(context.Background(), d, io.MultiWriter(tmp, h))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := hashOf(h); got != d.Digest {
+		return fmt.Errorf("fetched blob %s has digest %s", d.Digest, got)
+	}
+	return os.Rename(tmp.Name(), s.blobPath(d.Digest))
 }
 
 // NewStore opens (creating) a store in dir.
@@ -128,6 +196,11 @@ func (s *Store) blobPath(h v1.Hash) string {
 func (s *Store) Open(d Descriptor) (*Layer, error) {
 	p := s.blobPath(d.Digest)
 	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) && s.Fetch != nil {
+		if ferr := s.fetch(d); ferr == nil {
+			st, err = os.Stat(p)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +291,7 @@ func (s *Store) Lookup(key string) (ls []*Layer, ok bool) {
 		}
 		ls = append(ls, l)
 	}
+	s.noteUsed(key, ds)
 	return ls, true
 }
 
@@ -231,6 +305,7 @@ func (s *Store) Record(key string, ls []*Layer) error {
 	if err != nil {
 		return err
 	}
+	s.noteUsed(key, ds)
 	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".json"), b, 0o644)
 }
 

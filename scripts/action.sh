@@ -23,6 +23,8 @@ while IFS= read -r o; do args+=(-o "$o"); done < <(lines "${INPUT_OUTPUTS:-}")
 [ -n "${INPUT_BASE:-}" ] && args+=(--base "$INPUT_BASE")
 [ -n "${INPUT_SBOM:-}" ] && args+=(--sbom "$INPUT_SBOM")
 [ -n "${INPUT_CACHE_DIR:-}" ] && args+=(--cache-dir "$INPUT_CACHE_DIR")
+[ -n "${INPUT_CACHE_FROM:-}" ] && args+=(--cache-from "$INPUT_CACHE_FROM")
+[ -n "${INPUT_CACHE_TO:-}" ] && args+=(--cache-to "$INPUT_CACHE_TO")
 case "${INPUT_SIGN:-none}" in
   none | "") ;;
   keyless) args+=(--sign-keyless) ;;

@@ -25,6 +25,7 @@ import (
 	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/publish"
+	"github.com/packer-build/packer/registry"
 	"github.com/packer-build/packer/sign"
 )
 
@@ -53,6 +54,8 @@ type buildOptions struct {
 	metadataFile, iidFile string
 	pull, load            bool
 	progress              string
+	cacheFrom, cacheTo    string
+	client                *registry.Client
 	onPush                func(repo string, complete, total int64)
 	cacheMax              string
 	cacheDirUsed          string
@@ -97,6 +100,8 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	o.registry.add(f)
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
+	f.StringVar(&o.cacheFrom, "cache-from", "", "registry:REPO:TAG (or type=registry,ref=REPO:TAG): use the step and layer cache a --cache-to build left there; on a fresh CI runner, steps whose inputs match are skipped and their layers fetched")
+	f.StringVar(&o.cacheTo, "cache-to", "", "registry:REPO:TAG (or type=registry,ref=REPO:TAG): after the build, merge the step and layer cache it used into that artifact (per key the last writer wins)")
 	f.StringVar(&o.cacheMax, "cache-max", "", "after the build, remove the cache's least recently used entries beyond this size (default "+DefaultCacheMax+", also PACKER_CACHE_MAX; 0 keeps everything); what the build used stays")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
 	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
@@ -139,6 +144,17 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if prog != nil {
 		req.Events = prog.event
 	}
+	cacheFrom, err := cacheRef("--cache-from", o.cacheFrom)
+	if err != nil {
+		return err
+	}
+	cacheTo, err := cacheRef("--cache-to", o.cacheTo)
+	if err != nil {
+		return err
+	}
+	if cacheFrom != "" {
+		useRegistryCache(c.Context(), log, o.client, req.Store, cacheFrom)
+	}
 	fmt.Fprintf(log, "packer: %s app in %s → %s on %s; created %s (%s)\n", req.Plan.Provider, dir, platformList(req.Platforms), req.Plan.Base, req.Created.UTC().Format(time.RFC3339), o.createdFrom)
 	fmt.Fprintf(log, "packer: left out of the context: .dockerignore, %s, and at any depth .git, .env*, SSH keys, private keys and credential files (each one found is named)\n", strings.Join(append([]string{".packer"}, req.Plan.Exclude...), ", "))
 	for _, e := range req.Plan.Evidence {
@@ -162,6 +178,9 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	}
 	if err := o.writeResults(res); err != nil {
 		return err
+	}
+	if cacheTo != "" {
+		saveRegistryCache(c.Context(), log, o.client, req.Store, cacheTo)
 	}
 	if removed, err := limitCache(o.cacheDirUsed, o.cacheMax, start); err != nil {
 		fmt.Fprintf(log, "packer: warning: keeping the cache under %s: %v\n", o.cacheMax, err)
@@ -207,6 +226,7 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 		return nil, err
 	}
 	client.Progress = o.onPush
+	o.client = client
 	p, merged, err := o.makePlan(c, dir)
 	if err != nil {
 		return nil, err

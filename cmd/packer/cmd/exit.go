@@ -60,8 +60,6 @@ var buildxFlags = map[string]string{
 	"file":          "packer needs no Dockerfile: it detects the app (packer plan shows how); --plan FILE builds an edited plan, packer.toml sets the rest",
 	"f":             "packer needs no Dockerfile: it detects the app (packer plan shows how); --plan FILE builds an edited plan, packer.toml sets the rest",
 	"build-context": "packer builds one directory: the build context is DIR",
-	"cache-from":    "packer's layer cache is --cache-dir (keep it between CI runs, e.g. with actions/cache)",
-	"cache-to":      "packer's layer cache is --cache-dir (keep it between CI runs, e.g. with actions/cache)",
 	"progress":      "packer prints plain progress lines on stderr; -q prints only the results",
 	"ssh":           "pass credentials to steps with --secret id=NAME,src=FILE",
 }

@@ -21,7 +21,7 @@ func TestCommandLineErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"build", "--tagg", "x"}, "unknown flag: --tagg: did you mean --tag? (see packer build --help)"},
-		{[]string{"build", "--cache-to", "x"}, "packer's layer cache is --cache-dir"},
+		{[]string{"build", "--build-context", "x=y"}, "packer builds one directory"},
 		{[]string{"build", "-f", "Dockerfile"}, "packer needs no Dockerfile"},
 		{[]string{"plan", "--jsn"}, "did you mean --json?"},
 		{[]string{"build", "a", "b"}, "accepts at most 1 arg(s), received 2 (see packer build --help)"},
