@@ -60,6 +60,8 @@ func main() {
 	for _, s := range strings.Split(*suites, ",") {
 		var err error
 		switch s {
+		case "cache":
+			err = cacheSuite(*packer, *runs)
 		case "layer":
 			err = layerSuite(*tree, *runs)
 		case "ko":

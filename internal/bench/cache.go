@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+// cacheSuite is B5, a CI runner that starts empty: the Express fixture
+// built cold (empty cache dir), then with an empty cache dir and
+// --cache-from the registry cache an earlier build wrote, against a warm
+// local rebuild of the same source (the floor: nothing to run, nothing to
+// fetch). Interleaved, medians.
+func cacheSuite(packer string, runs int) error {
+	base, err := testutil.EnsureDebianBase()
+	if err != nil {
+		return fmt.Errorf("Debian test base: %w", err)
+	}
+	packer, _ = filepath.Abs(packer)
+	reg, stop, err := startRegistry()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	tmp := mustTemp()
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "express")
+	if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", "node-express"), dir).Run(); err != nil {
+		return err
+	}
+	ref := reg + "/bench/express-cache:main"
+	warmCache := filepath.Join(tmp, "warm-cache")
+	build := func(cache string, args ...string) error {
+		cmd := exec.Command(packer, append([]string{"build", "-q", dir, "--base", base, "--cache-dir", cache, "-o", "oci:" + filepath.Join(tmp, "out"), "-t", "app:v1"}, args...)...)
+		return runQuiet(cmd)
+	}
+	// The cache the runners start from, and the warm local cache.
+	if err := build(warmCache, "--cache-to", "registry:"+ref); err != nil {
+		return fmt.Errorf("writing the registry cache: %w", err)
+	}
+	var cold, fromCache, warm []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := timeIt(func() error { return build(filepath.Join(tmp, fmt.Sprintf("cold-%d", i))) })
+		if err != nil {
+			return fmt.Errorf("cold: %w", err)
+		}
+		cold = append(cold, d)
+		d, err = timeIt(func() error { return build(filepath.Join(tmp, fmt.Sprintf("from-%d", i)), "--cache-from", "registry:"+ref) })
+		if err != nil {
+			return fmt.Errorf("--cache-from: %w", err)
+		}
+		fromCache = append(fromCache, d)
+		d, err = timeIt(func() error { return build(warmCache) })
+		if err != nil {
+			return fmt.Errorf("warm: %w", err)
+		}
+		warm = append(warm, d)
+	}
+	c, f, w := median(cold), median(fromCache), median(warm)
+	fmt.Printf("\n## B5 CI cold start: express (npm ci) on the Debian 13 base, registry: %s (medians of %d, interleaved)\n", registryKind, runs)
+	fmt.Printf("%-46s %10s %10s\n", "build", "median", "vs warm")
+	fmt.Printf("%-46s %10s %9.2f×\n", "warm local rebuild (same cache dir)", w.Round(time.Millisecond), 1.0)
+	fmt.Printf("%-46s %10s %9.2f×\n", "empty cache dir + --cache-from registry", f.Round(time.Millisecond), f.Seconds()/w.Seconds())
+	fmt.Printf("%-46s %10s %9.2f×\n", "empty cache dir, cold (npm ci runs)", c.Round(time.Millisecond), c.Seconds()/w.Seconds())
+	return nil
+}
