@@ -49,7 +49,9 @@ func cacheSuite(packer string, runs int) error {
 			return fmt.Errorf("cold: %w", err)
 		}
 		cold = append(cold, d)
-		d, err = timeIt(func() error { return build(filepath.Join(tmp, fmt.Sprintf("from-%d", i)), "--cache-from", "registry:"+ref) })
+		d, err = timeIt(func() error {
+			return build(filepath.Join(tmp, fmt.Sprintf("from-%d", i)), "--cache-from", "registry:"+ref)
+		})
 		if err != nil {
 			return fmt.Errorf("--cache-from: %w", err)
 		}
