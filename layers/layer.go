@@ -110,8 +110,38 @@ type Store struct {
 	// registry cache) into w; Open then keeps it.
 	Fetch func(ctx context.Context, d Descriptor, w io.Writer) error
 
-	mu   sync.Mutex
-	used map[string][]Descriptor
+	mu       sync.Mutex
+	used     map[string][]Descriptor
+	usedMeta map[string][]byte
+}
+
+// UsedMeta returns the metadata records (base facts, base SBOM scans) this
+// process read or wrote.
+func (s *Store) UsedMeta() map[string][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]byte, len(s.usedMeta))
+	for k, v := range s.usedMeta {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Store) noteMeta(key string, b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.usedMeta == nil {
+		s.usedMeta = map[string][]byte{}
+	}
+	s.usedMeta[key] = b
+}
+
+// AdoptMeta writes a metadata record unless the store has one under key.
+func (s *Store) AdoptMeta(key string, b []byte) error {
+	if _, ok := s.ReadMeta(key); ok {
+		return nil
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".meta"), b, 0o644)
 }
 
 // Used returns the step and layer records this process looked up or wrote:
@@ -255,11 +285,15 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 // ReadMeta returns a small metadata record stored under key.
 func (s *Store) ReadMeta(key string) ([]byte, bool) {
 	b, err := os.ReadFile(filepath.Join(s.Dir, "keys", key+".meta"))
+	if err == nil {
+		s.noteMeta(key, b)
+	}
 	return b, err == nil
 }
 
 // WriteMeta stores a small metadata record under key, atomically.
 func (s *Store) WriteMeta(key string, b []byte) error {
+	s.noteMeta(key, b)
 	return WriteFileAtomic(filepath.Join(s.Dir, "keys", key+".meta"), b, 0o644)
 }
 

@@ -45,6 +45,10 @@ type CacheIndex struct {
 	// another compressor are keyed differently, and are dropped on merge.
 	Compressor string                 `json:"compressor"`
 	Entries    map[string][]CacheBlob `json:"entries"`
+	// Meta are small records keyed as the local cache keys them: facts
+	// and the SBOM scan of a base, so a fresh machine does not read the
+	// base's files again.
+	Meta map[string][]byte `json:"meta,omitempty"`
 }
 
 // ReadCache reads the cache index at ref; a ref that does not exist yet is
@@ -101,7 +105,7 @@ func (c *Client) FetchCacheBlob(ctx context.Context, ref string, b CacheBlob, w 
 // the artifact, tagged ref last. Two CI jobs writing at once each merge
 // what they read: per key the last writer wins, and neither corrupts the
 // index (a tag moves atomically to a complete artifact).
-func (c *Client) WriteCache(ctx context.Context, ref, compressor string, ours map[string][]CacheBlob, open func(CacheBlob) (v1.Layer, error)) (int, error) {
+func (c *Client) WriteCache(ctx context.Context, ref, compressor string, ours map[string][]CacheBlob, ourMeta map[string][]byte, open func(CacheBlob) (v1.Layer, error)) (int, error) {
 	r, err := c.ParseReference(ref)
 	if err != nil {
 		return 0, fmt.Errorf("registry cache %q: %w", ref, err)
@@ -114,9 +118,17 @@ func (c *Client) WriteCache(ctx context.Context, ref, compressor string, ours ma
 	if err != nil {
 		return 0, err
 	}
-	merged := &CacheIndex{Version: 1, Compressor: compressor, Entries: map[string][]CacheBlob{}}
+	merged := &CacheIndex{Version: 1, Compressor: compressor, Entries: map[string][]CacheBlob{}, Meta: map[string][]byte{}}
 	for k, v := range ours {
 		merged.Entries[k] = v
+	}
+	for k, v := range ourMeta {
+		merged.Meta[k] = v
+	}
+	for k, v := range old.Meta {
+		if _, mine := merged.Meta[k]; !mine && len(merged.Meta) < MaxCacheEntries {
+			merged.Meta[k] = v
+		}
 	}
 	if old.Compressor == compressor {
 		keys := make([]string, 0, len(old.Entries))

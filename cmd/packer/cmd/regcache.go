@@ -63,6 +63,9 @@ func useRegistryCache(ctx context.Context, log io.Writer, client *registry.Clien
 			adopted++
 		}
 	}
+	for k, b := range idx.Meta {
+		_ = store.AdoptMeta(k, b) // a record that cannot be written is read again from the base
+	}
 	store.Fetch = func(ctx context.Context, d layers.Descriptor, w io.Writer) error {
 		return client.FetchCacheBlob(ctx, ref, registry.CacheBlob{Digest: d.Digest, DiffID: d.DiffID, Size: d.Size}, w)
 	}
@@ -83,7 +86,7 @@ func saveRegistryCache(ctx context.Context, log io.Writer, client *registry.Clie
 	open := func(b registry.CacheBlob) (v1.Layer, error) {
 		return store.Open(layers.Descriptor{Digest: b.Digest, DiffID: b.DiffID, Size: b.Size})
 	}
-	pushed, err := client.WriteCache(ctx, ref, layers.Compressor(), ours, open)
+	pushed, err := client.WriteCache(ctx, ref, layers.Compressor(), ours, store.UsedMeta(), open)
 	if err != nil {
 		fmt.Fprintf(log, "packer: warning: writing the registry cache %s: %v\n", ref, err)
 		return
