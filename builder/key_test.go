@@ -18,10 +18,10 @@ func TestStepKeyFormat(t *testing.T) {
 	got := stepKey("1.2.3", pl, s, map[string]string{"NODE_ENV": "production"}, specs, "v20.19.0\n", "inputs-hash")
 	// Test binaries carry no module versions in their build info, so the
 	// compressor reads as "…@unknown" here; in packer it is versioned.
-	if c := layers.Compressor(); c != "klauspost/compress/gzip@unknown level 6" {
+	if c := layers.Compressor(); c != "klauspost/pgzip@unknown (compress@unknown) level 6 block 1048576" {
 		t.Fatalf("compressor is %q in this test binary; re-pin the key below for it", c)
 	}
-	const want = "deac48950b0413468a35429dc5388def46aff134a76716e68e833c6f1a693383"
+	const want = "b9389ec6900613d579dbe3bdd1aacd38a8aaa5dae816e1d493e3bb25baf17095"
 	if got != want {
 		t.Errorf("stepKey() = %s, want %s; a changed key format invalidates every cache (re-pin only on purpose)", got, want)
 	}
