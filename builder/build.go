@@ -285,6 +285,12 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	layerType := types.OCILayer
 	if baseType == types.DockerManifestSchema2 {
 		layerType = types.DockerLayer
+		if b.opts.Store.Compression == layers.Zstd {
+			return nil, nil, fmt.Errorf("zstd layers go in OCI images, and the base %s is a Docker schema 2 image: build with --compression gzip, or choose an OCI base", b.plan.Base)
+		}
+	}
+	if b.opts.Store.Compression == layers.Zstd {
+		layerType = types.OCILayerZStd
 	}
 	var adds []mutate.Addendum
 	var reports []LayerReport
@@ -638,7 +644,7 @@ func StaticBase(ctx context.Context, store *layers.Store, created time.Time, pl 
 		return nil, fmt.Errorf("writing the static base layer: %w", err)
 	}
 	return mutate.Append(img, mutate.Addendum{
-		Layer: l, MediaType: types.OCILayer,
+		Layer: l, MediaType: mustMediaType(l),
 		History: v1.History{Created: v1.Time{Time: created}, CreatedBy: "packer: static base (passwd, group, CA roots, /tmp)"},
 	})
 }
@@ -679,7 +685,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 	if b.systemKey != "" {
 		tc += "\nsystem packages " + b.systemKey
 	}
-	key := stepKey(b.opts.Version, pl, s, env, specs, tc, inHash)
+	key := stepKey(b.opts.Version, b.opts.Store.Compressor(), pl, s, env, specs, tc, inHash)
 
 	if !b.opts.NoCache {
 		if ls, ok := b.opts.Store.Lookup(key); ok && len(ls) == len(specs) {
@@ -889,4 +895,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.buf = append([]byte{}, t.buf[len(t.buf)-t.max:]...)
 	}
 	return len(p), nil
+}
+
+// mustMediaType is a stored layer's media type (gzip or zstd).
+func mustMediaType(l *layers.Layer) types.MediaType {
+	mt, _ := l.MediaType() // a stored layer's media type is never an error
+	return mt
 }

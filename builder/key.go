@@ -21,7 +21,7 @@ import (
 //     extra key, native check and generated files, and the layers it feeds;
 //   - toolchain: the probe's output (`go version`, `node --version`);
 //   - inputs: the hash of the input files (layers.HashFiles).
-func stepKey(version string, pl v1.Platform, s plan.Step, env map[string]string, specs []plan.Layer, toolchain, inputs string) string {
+func stepKey(version, compressor string, pl v1.Platform, s plan.Step, env map[string]string, specs []plan.Layer, toolchain, inputs string) string {
 	stepJSON, _ := json.Marshal(struct {
 		Run    []string
 		Env    map[string]string
@@ -31,5 +31,5 @@ func stepKey(version string, pl v1.Platform, s plan.Step, env map[string]string,
 		Files  map[string]string
 		Layers []plan.Layer
 	}{s.Run, env, s.Output, s.Key, s.NativeCheck, s.Files, specs})
-	return layers.Key("step/v1", version, layers.Compressor(), pl.String(), string(stepJSON), toolchain, inputs)
+	return layers.Key("step/v1", version, compressor, pl.String(), string(stepJSON), toolchain, inputs)
 }

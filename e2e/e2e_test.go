@@ -819,3 +819,60 @@ func TestReadmeUsage(t *testing.T) {
 		t.Errorf("ran %d README commands; the Usage block changed shape", ran)
 	}
 }
+
+// TestZstdLayers: --compression zstd writes packer's layers as zstd (the
+// OCI zstd media type), a different digest from gzip's, the same one
+// twice; podman (runc underneath) runs it and it answers as uid 65532.
+func TestZstdLayers(t *testing.T) {
+	t.Parallel()
+	dir := testutil.CopyFixture(t, "go-server")
+	env := append(cacheEnv(t), "GOCACHE="+goCache)
+	build := func(args ...string) (string, v1.Image) {
+		out := filepath.Join(t.TempDir(), "layout")
+		d := strings.TrimSpace(mustPacker(t, env, append([]string{"build", dir, "-q", "-o", "oci:" + out, "-t", "app:v1"}, args...)...))
+		return d, layoutImage(t, out)
+	}
+	zd, img := build("--compression", "zstd")
+	gd, _ := build()
+	if zd == gd {
+		t.Errorf("zstd and gzip gave one digest %s", zd)
+	}
+	if again, _ := build("--compression", "zstd", "--no-cache"); again != zd {
+		t.Errorf("zstd rebuilt from scratch gave %s, then %s", zd, again)
+	}
+	m, _ := img.Manifest()
+	for _, l := range m.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+			t.Errorf("layer %s is %s, want zstd", l.Digest, l.MediaType)
+		}
+	}
+	// umoci 0.4.7 (Debian's) reads no zstd; podman does, and runs it.
+	podman := testutil.NeedTool(t, "podman", "apt-get install podman")
+	lower, err := os.MkdirTemp("", "packer-e2e-zstd-") // podman names it after the path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(lower) })
+	out := filepath.Join(lower, "layout")
+	mustPacker(t, env, "build", dir, "-q", "-o", "oci:"+out, "-t", "app:v1", "--compression", "zstd")
+	store := t.TempDir()
+	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc", "--events-backend", "file"}
+	id := strings.TrimSpace(run(t, podman, append(args, "pull", "-q", "oci:"+out+":v1")...))
+	port := freePort(t)
+	name := fmt.Sprintf("packer-e2e-zstd-%d", port)
+	run(t, podman, append(args, "run", "-d", "--rm", "--network", "host", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+		"-e", fmt.Sprintf("PORT=%d", port), "--name", name, id)...)
+	t.Cleanup(func() { exec.Command(podman, append(args, "rm", "-f", name)...).Run() })
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+	}
+	if !strings.Contains(body, "hello from packer (uid 65532)") {
+		t.Errorf("the zstd image under podman answered %q", body)
+	}
+}

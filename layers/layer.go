@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 
 	"github.com/packer-build/packer/internal/tmpdir"
@@ -38,8 +39,42 @@ const GzipBlock = 1 << 20
 var compressorOnce sync.Once
 var compressorID string
 
-// Compressor identifies the compressor (library, version, level); it is part
-// of every layer cache key.
+// Compressions a Store writes layers with.
+const (
+	Gzip = "gzip"
+	// Zstd layers (application/vnd.oci.image.layer.v1.tar+zstd) are read
+	// by containerd ≥ 1.5, podman and Docker ≥ 23.
+	Zstd = "zstd"
+)
+
+// zstdID identifies the zstd encoder: library version, level, window and
+// the concurrent-blocks mode (jobs of four windows, independent of the
+// number of cores, so the bytes are the same on any machine).
+func zstdID() string {
+	v := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/klauspost/compress" {
+				v = d.Version
+			}
+		}
+	}
+	return fmt.Sprintf("klauspost/compress/zstd@%s level default window %d concurrent-blocks", v, zstdWindow)
+}
+
+const zstdWindow = 8 << 20
+
+// Compressor identifies the compressor of the store's layers; it is part
+// of every layer and step cache key.
+func (s *Store) Compressor() string {
+	if s != nil && s.Compression == Zstd {
+		return zstdID()
+	}
+	return Compressor()
+}
+
+// Compressor identifies the gzip compressor (library, version, level); it
+// is part of every layer cache key of a gzip store.
 func Compressor() string {
 	compressorOnce.Do(func() {
 		v, pv := "unknown", "unknown"
@@ -70,6 +105,8 @@ type Descriptor struct {
 	Digest v1.Hash `json:"digest"`
 	DiffID v1.Hash `json:"diffID"`
 	Size   int64   `json:"size"`
+	// MediaType is set for zstd layers; empty means gzip.
+	MediaType types.MediaType `json:"mediaType,omitempty"`
 }
 
 var _ v1.Layer = (*Layer)(nil)
@@ -78,6 +115,9 @@ func (l *Layer) Digest() (v1.Hash, error) { return l.Desc.Digest, nil }
 func (l *Layer) DiffID() (v1.Hash, error) { return l.Desc.DiffID, nil }
 func (l *Layer) Size() (int64, error)     { return l.Desc.Size, nil }
 func (l *Layer) MediaType() (types.MediaType, error) {
+	if l.Desc.MediaType != "" {
+		return l.Desc.MediaType, nil
+	}
 	return types.OCILayer, nil
 }
 func (l *Layer) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
@@ -85,6 +125,14 @@ func (l *Layer) Uncompressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, err
+	}
+	if l.Desc.MediaType == types.OCILayerZStd {
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 	}
 	zr, err := gzip.NewReader(f)
 	if err != nil {
@@ -106,6 +154,8 @@ func (r *readCloser) Close() error { return r.close() }
 // so concurrent builds can share a Store.
 type Store struct {
 	Dir string
+	// Compression is Gzip (the default, "") or Zstd.
+	Compression string
 	// Fetch, when set, brings a blob the store lacks from elsewhere (a
 	// registry cache) into w; Open then keeps it.
 	Fetch func(ctx context.Context, d Descriptor, w io.Writer) error
@@ -253,13 +303,8 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 
 	digest := sha256.New()
 	counter := &countWriter{}
-	// Blocks compressed in parallel on every core (klauspost/pgzip, with
-	// a fixed block size: see GzipBlock).
-	zw, err := pgzip.NewWriterLevel(io.MultiWriter(tmp, digest, counter), GzipLevel)
+	zw, err := s.compressor(io.MultiWriter(tmp, digest, counter))
 	if err != nil {
-		return nil, err
-	}
-	if err := zw.SetConcurrency(GzipBlock, max(2, 2*runtime.GOMAXPROCS(0))); err != nil {
 		return nil, err
 	}
 	// Two stages on two goroutines: tar + diffID here, gzip + digest +
@@ -276,6 +321,9 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
 	d := Descriptor{Digest: hashOf(digest), DiffID: hashOf(diff), Size: counter.n}
+	if s.Compression == Zstd {
+		d.MediaType = types.OCILayerZStd
+	}
 	if err := os.Rename(tmp.Name(), s.blobPath(d.Digest)); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
@@ -450,7 +498,7 @@ func (s *Store) FromFiles(ctx context.Context, files []File, spec Spec) (l *Laye
 	if err != nil {
 		return nil, false, err
 	}
-	key := Key("files/v1", Compressor(), fmt.Sprintf("%s %d:%d", spec.Dest, spec.UID, spec.GID), sum)
+	key := Key("files/v1", s.Compressor(), fmt.Sprintf("%s %d:%d", spec.Dest, spec.UID, spec.GID), sum)
 	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
 		return ls[0], true, nil
 	}
@@ -467,7 +515,7 @@ func (s *Store) FromEntries(ctx context.Context, entries []Entry) (*Layer, error
 	if err != nil {
 		return nil, err
 	}
-	key := Key("entries/v1", Compressor(), string(b))
+	key := Key("entries/v1", s.Compressor(), string(b))
 	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
 		return ls[0], nil
 	}
@@ -476,4 +524,24 @@ func (s *Store) FromEntries(ctx context.Context, entries []Entry) (*Layer, error
 		return nil, err
 	}
 	return l, s.Record(key, []*Layer{l})
+}
+
+// compressor is the store's layer compressor writing to w.
+func (s *Store) compressor(w io.Writer) (io.WriteCloser, error) {
+	if s.Compression == Zstd {
+		// Jobs of four windows compressed in parallel: the split depends
+		// on the window, not on the cores.
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow),
+			zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))), zstd.WithConcurrentBlocks(true))
+	}
+	// Blocks compressed in parallel on every core (klauspost/pgzip, with
+	// a fixed block size: see GzipBlock).
+	zw, err := pgzip.NewWriterLevel(w, GzipLevel)
+	if err != nil {
+		return nil, err
+	}
+	if err := zw.SetConcurrency(GzipBlock, max(2, 2*runtime.GOMAXPROCS(0))); err != nil {
+		return nil, err
+	}
+	return zw, nil
 }

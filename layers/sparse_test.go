@@ -128,15 +128,18 @@ func mustOpen(t *testing.T, p string) *os.File {
 	return f
 }
 
-// TestLayerDigestIndependentOfCores: the parallel compressor gives the
-// same bytes on one core and on two (and so the same digest on any
-// machine), for a layer of several blocks.
+// TestLayerDigestIndependentOfCores: the parallel compressors (pgzip,
+// zstd with concurrent blocks) give the same bytes on one core and on two
+// (and so the same digest on any machine), for a layer of several blocks,
+// and the layer reads back as its tar.
 func TestLayerDigestIndependentOfCores(t *testing.T) {
 	dir := t.TempDir()
 	var files []File
 	for i := range 3 {
 		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
-		data := make([]byte, 3*GzipBlock/2)
+		// 3 × 14 MiB: several pgzip blocks, and more than one zstd job
+		// (four 8 MiB windows).
+		data := make([]byte, 14<<20)
 		for j := range data {
 			data[j] = byte((j * (i + 7)) % 251) // compressible, not trivially
 		}
@@ -146,19 +149,39 @@ func TestLayerDigestIndependentOfCores(t *testing.T) {
 		info, _ := os.Stat(p)
 		files = append(files, File{Rel: filepath.Base(p), Abs: p, Mode: info.Mode(), Size: info.Size()})
 	}
-	digest := func(procs int) string {
+	var tarBytes bytes.Buffer
+	if err := WriteTar(&tarBytes, files, Spec{Dest: "/app"}); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(compression string, procs int) string {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		s, err := NewStore(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.Compression = compression
 		l, err := s.Write(context.Background(), func(w io.Writer) error { return WriteTar(w, files, Spec{Dest: "/app"}) })
 		if err != nil {
 			t.Fatal(err)
 		}
+		// It reads back as the tar it was written from.
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(back, tarBytes.Bytes()) {
+			t.Errorf("%s layer does not read back as its tar (%v)", compression, err)
+		}
+		if mt, _ := l.MediaType(); (compression == Zstd) != (mt == "application/vnd.oci.image.layer.v1.tar+zstd") {
+			t.Errorf("%s layer has media type %s", compression, mt)
+		}
 		return l.Desc.Digest.String()
 	}
-	if one, two := digest(1), digest(2); one != two {
-		t.Errorf("GOMAXPROCS=1 gives %s, 2 gives %s", one, two)
+	for _, c := range []string{Gzip, Zstd} {
+		if one, two := digest(c, 1), digest(c, 2); one != two {
+			t.Errorf("%s: GOMAXPROCS=1 gives %s, 2 gives %s", c, one, two)
+		}
 	}
 }

@@ -36,6 +36,8 @@ type CacheBlob struct {
 	Digest v1.Hash `json:"digest"`
 	DiffID v1.Hash `json:"diffID"`
 	Size   int64   `json:"size"`
+	// MediaType is set for zstd layers; empty means gzip.
+	MediaType types.MediaType `json:"mediaType,omitempty"`
 }
 
 // CacheIndex is the registry cache's config blob.
@@ -156,7 +158,11 @@ func (c *Client) WriteCache(ctx context.Context, ref, compressor string, ours ma
 				continue
 			}
 			seen[b.Digest] = true
-			layers = append(layers, v1.Descriptor{MediaType: types.OCILayer, Digest: b.Digest, Size: b.Size})
+			mt := b.MediaType
+			if mt == "" {
+				mt = types.OCILayer
+			}
+			layers = append(layers, v1.Descriptor{MediaType: mt, Digest: b.Digest, Size: b.Size})
 			if _, mine := ours[k]; !mine {
 				continue // an entry already in the registry: its blob is there
 			}

@@ -106,6 +106,7 @@ func writeLayer(dir string) {
 	if err != nil {
 		panic(err)
 	}
+	store.Compression = os.Getenv("PACKER_BENCH_COMPRESSION")
 	defer os.RemoveAll(store.Dir)
 	files, err := layers.Collect(dir, nil, nil)
 	if err != nil {
@@ -149,7 +150,7 @@ func layerSuite(tree string, runs int) error {
 		return fmt.Errorf("reading %s: %w", tree, err)
 	}
 
-	var packerT, shellT, ggcrT, pigzT, zstdT, oneT []time.Duration
+	var packerT, shellT, ggcrT, pigzT, zstdT, oneT, zT []time.Duration
 	var cores []float64
 	var maxRSS int64
 	var res layerResult
@@ -175,6 +176,15 @@ func layerSuite(tree string, runs int) error {
 			return fmt.Errorf("tar | gzip -6 | sha256sum: %w", err)
 		}
 		shellT = append(shellT, d)
+
+		zcmd := exec.Command(self, "write-layer", tree)
+		zcmd.Env = append(os.Environ(), "PACKER_BENCH_COMPRESSION=zstd")
+		zcmd.Stdout, zcmd.Stderr = io.Discard, os.Stderr
+		d, err = timeIt(zcmd.Run)
+		if err != nil {
+			return fmt.Errorf("packer zstd layer writer: %w", err)
+		}
+		zT = append(zT, d)
 
 		d, err = timeIt(func() error { return singleGzip(tree) })
 		if err != nil {
@@ -209,6 +219,8 @@ func layerSuite(tree string, runs int) error {
 	fmt.Printf("%-44s %8s %9s %14s\n", "writer", "median", "MB/s", "packer speedup")
 	sort.Float64s(cores)
 	fmt.Printf("%-44s %8s %9.0f %14s   (%.2f cores)\n", "packer (tar→pgzip-6, 1 MiB blocks→sha256)", p.Round(time.Millisecond), rate(p), "1.00×", cores[len(cores)/2])
+	z := median(zT)
+	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "packer --compression zstd (concurrent blocks)", z.Round(time.Millisecond), rate(z), z.Seconds()/p.Seconds())
 	o := median(oneT)
 	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "packer before: klauspost gzip-6 on one core", o.Round(time.Millisecond), rate(o), o.Seconds()/p.Seconds())
 	fmt.Printf("%-44s %8s %9.0f %13.2f×\n", "tar -c | gzip -6 | sha256sum", s.Round(time.Millisecond), rate(s), s.Seconds()/p.Seconds())

@@ -46,8 +46,8 @@ func useRegistryCache(ctx context.Context, log io.Writer, client *registry.Clien
 	case !found:
 		fmt.Fprintf(log, "packer: registry cache %s is empty: a cold build (--cache-to fills it)\n", ref)
 		return
-	case idx.Compressor != layers.Compressor():
-		fmt.Fprintf(log, "packer: registry cache %s was written with %s, this packer compresses with %s: its entries do not apply (a --cache-to from this version replaces them)\n", ref, idx.Compressor, layers.Compressor())
+	case idx.Compressor != store.Compressor():
+		fmt.Fprintf(log, "packer: registry cache %s was written with %s, this build compresses with %s: its entries do not apply (a --cache-to from this build replaces them)\n", ref, idx.Compressor, store.Compressor())
 		return
 	}
 	adopted := 0
@@ -57,7 +57,7 @@ func useRegistryCache(ctx context.Context, log io.Writer, client *registry.Clien
 		}
 		ds := make([]layers.Descriptor, len(blobs))
 		for i, b := range blobs {
-			ds[i] = layers.Descriptor{Digest: b.Digest, DiffID: b.DiffID, Size: b.Size}
+			ds[i] = layers.Descriptor{Digest: b.Digest, DiffID: b.DiffID, Size: b.Size, MediaType: b.MediaType}
 		}
 		if err := store.Adopt(k, ds); err == nil {
 			adopted++
@@ -79,14 +79,14 @@ func saveRegistryCache(ctx context.Context, log io.Writer, client *registry.Clie
 	for k, ds := range store.Used() {
 		bs := make([]registry.CacheBlob, len(ds))
 		for i, d := range ds {
-			bs[i] = registry.CacheBlob{Digest: d.Digest, DiffID: d.DiffID, Size: d.Size}
+			bs[i] = registry.CacheBlob{Digest: d.Digest, DiffID: d.DiffID, Size: d.Size, MediaType: d.MediaType}
 		}
 		ours[k] = bs
 	}
 	open := func(b registry.CacheBlob) (v1.Layer, error) {
-		return store.Open(layers.Descriptor{Digest: b.Digest, DiffID: b.DiffID, Size: b.Size})
+		return store.Open(layers.Descriptor{Digest: b.Digest, DiffID: b.DiffID, Size: b.Size, MediaType: b.MediaType})
 	}
-	pushed, err := client.WriteCache(ctx, ref, layers.Compressor(), ours, store.UsedMeta(), open)
+	pushed, err := client.WriteCache(ctx, ref, store.Compressor(), ours, store.UsedMeta(), open)
 	if err != nil {
 		fmt.Fprintf(log, "packer: warning: writing the registry cache %s: %v\n", ref, err)
 		return
