@@ -60,6 +60,7 @@ type buildOptions struct {
 	onPush                func(repo string, complete, total int64)
 	cacheMax              string
 	cacheDirUsed          string
+	cacheMaxSet           bool
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -184,7 +185,7 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	if cacheTo != "" {
 		saveRegistryCache(c.Context(), log, o.client, req.Store, cacheTo)
 	}
-	if removed, err := limitCache(o.cacheDirUsed, o.cacheMax, start); err != nil {
+	if removed, err := limitCache(o.cacheDirUsed, o.cacheMax, o.cacheMaxSet, start); err != nil {
 		fmt.Fprintf(log, "packer: warning: keeping the cache under %s: %v\n", o.cacheMax, err)
 	} else if len(removed) > 0 {
 		var freed int64
@@ -297,6 +298,7 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	if o.cacheMax == "" {
 		o.cacheMax = os.Getenv("PACKER_CACHE_MAX")
 	}
+	o.cacheMaxSet = o.cacheMax != ""
 	if o.cacheMax == "" {
 		o.cacheMax = DefaultCacheMax
 	}

@@ -149,11 +149,21 @@ func report(c *cobra.Command, removed []layers.CacheEntry) {
 const DefaultCacheMax = "10GiB"
 
 // limitCache applies the build's cache size limit, keeping what the build
-// used (everything used at or after start).
-func limitCache(dir, max string, start time.Time) ([]layers.CacheEntry, error) {
+// used (everything used at or after start). Measuring the cache walks
+// download caches and unpacked bases, so the default limit is checked at
+// most once an hour (as git's auto gc); a limit the user set, every build.
+func limitCache(dir, max string, explicit bool, start time.Time) ([]layers.CacheEntry, error) {
 	limit, err := units.RAMInBytes(max)
 	if err != nil || limit <= 0 {
 		return nil, nil
+	}
+	stamp := filepath.Join(dir, ".last-limit")
+	if st, err := os.Stat(stamp); err == nil && !explicit && time.Since(st.ModTime()) < time.Hour {
+		return nil, nil
+	}
+	if err := os.WriteFile(stamp, nil, 0o644); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(stamp, now, now) // a stamp not moved only means checking again next build
 	}
 	return layers.Prune(dir, time.Time{}, limit, start, tmpdir.RemoveAll)
 }
