@@ -694,6 +694,10 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 			b.report.StepsCached++
 			return ls, true, nil
 		}
+		if b.opts.Store.Fetch != nil {
+			// A registry cache is in use: say why it did not help.
+			b.logf("step %s (%s): not in the local or the registry cache (key %s): its inputs (files, toolchain version, platform, packer version) differ from every cached build's", s.Name, pl.String(), key[:12])
+		}
 	}
 
 	if *staging == "" {

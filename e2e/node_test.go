@@ -793,4 +793,12 @@ func TestRegistryCache(t *testing.T) {
 	if !strings.Contains(log, "is empty: a cold build") || strings.Contains(log, "inputs unchanged, skipped") {
 		t.Errorf("a missing cache tag:\n%s", log)
 	}
+	// A lockfile change: the registry cache cannot help, and the log says why.
+	pj := filepath.Join(dir, "package.json")
+	b, _ := os.ReadFile(pj)
+	os.WriteFile(pj, []byte(strings.Replace(string(b), `"dependencies": {`, `"dependencies": {`+"\n    \"ms\": \"2.1.3\",", 1)), 0o644)
+	r := packer(t, nodeEnv(t), "build", dir, "--base", base, "-o", "oci:"+filepath.Join(t.TempDir(), "l"), "-t", "app:v1", "--cache-dir", t.TempDir(), "--cache-from", "registry:"+cache)
+	if !strings.Contains(r.stderr, "step deps (linux/amd64): not in the local or the registry cache") {
+		t.Errorf("a changed dependency with --cache-from does not say why the cache missed: %v\n%s", r.err, r.stderr)
+	}
 }
