@@ -62,6 +62,8 @@ func main() {
 		switch s {
 		case "cache":
 			err = cacheSuite(*packer, *runs)
+		case "push":
+			err = pushSuite(*packer)
 		case "layer":
 			err = layerSuite(*tree, *runs)
 		case "ko":

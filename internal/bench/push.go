@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/packer-build/packer/internal/testutil"
+)
+
+// countingProxy forwards to a registry and counts the request bytes of
+// blob uploads (PATCH/PUT to /blobs/uploads/) and manifest PUTs.
+type countingProxy struct {
+	target              *url.URL
+	mu                  sync.Mutex
+	blobBytes, manBytes int64
+	blobs               int
+}
+
+func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && (r.Method == http.MethodPatch || r.Method == http.MethodPut) {
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		r.ContentLength = int64(len(b))
+		p.mu.Lock()
+		switch {
+		case strings.Contains(r.URL.Path, "/blobs/uploads/"):
+			p.blobBytes += int64(len(b))
+			if r.Method == http.MethodPut {
+				p.blobs++
+			}
+		case strings.Contains(r.URL.Path, "/manifests/"):
+			p.manBytes += int64(len(b))
+		}
+		p.mu.Unlock()
+	}
+	httputil.NewSingleHostReverseProxy(p.target).ServeHTTP(w, r)
+}
+
+// pushSuite measures what a one-file change pushes: the Express fixture
+// pushed once, a source file changed, pushed again through a counting
+// proxy: blob bytes (and how many), manifest bytes, against the new app
+// layer's size. The SBOM's share is what #16 wants to shrink.
+func pushSuite(packer string) error {
+	base, err := testutil.EnsureDebianBase()
+	if err != nil {
+		return fmt.Errorf("Debian test base: %w", err)
+	}
+	packer, _ = filepath.Abs(packer)
+	reg, stop, err := startRegistry()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	target, _ := url.Parse("http://" + reg)
+	p := &countingProxy{target: target}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	tmp := mustTemp()
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "express")
+	if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", "node-express"), dir).Run(); err != nil {
+		return err
+	}
+	cache := filepath.Join(tmp, "cache")
+	meta := filepath.Join(tmp, "meta.json")
+	push := func(args ...string) error {
+		return runQuiet(exec.Command(packer, append([]string{"build", "-q", dir, "--base", base, "--cache-dir", cache, "-t", host + "/bench/express:v1", "--push", "--metadata-file", meta}, args...)...))
+	}
+	if err := push(); err != nil {
+		return fmt.Errorf("first push: %w", err)
+	}
+	src := filepath.Join(dir, "server.js")
+	b, _ := os.ReadFile(src)
+	if err := os.WriteFile(src, append(b, []byte("\n// a one-file change\n")...), 0o644); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.blobBytes, p.manBytes, p.blobs = 0, 0, 0
+	p.mu.Unlock()
+	if err := push(); err != nil {
+		return fmt.Errorf("second push: %w", err)
+	}
+	mb, _ := os.ReadFile(meta)
+	app := int64(0)
+	// The app layer's size, from the metadata file (last layer named app).
+	if i := strings.LastIndex(string(mb), `"name": "app"`); i >= 0 {
+		fmt.Sscanf(string(mb[i:])[strings.Index(string(mb[i:]), `"size": `)+8:], "%d", &app)
+	}
+	fmt.Printf("\n## one-file change pushed (express, Debian base, %s)\n", registryKind)
+	fmt.Printf("%-44s %12s\n", "what", "bytes")
+	fmt.Printf("%-44s %12d\n", "new app layer (compressed)", app)
+	fmt.Printf("%-44s %12d (%d blobs)\n", "blob bytes uploaded", p.blobBytes, p.blobs)
+	fmt.Printf("%-44s %12d\n", "manifest bytes", p.manBytes)
+	fmt.Printf("%-44s %11.1f×\n", "uploaded / app layer", float64(p.blobBytes+p.manBytes)/float64(max(app, 1)))
+	return nil
+}
