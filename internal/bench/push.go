@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,11 +92,28 @@ func pushSuite(packer string) error {
 	if err := push(); err != nil {
 		return fmt.Errorf("second push: %w", err)
 	}
-	mb, _ := os.ReadFile(meta)
+	mb, err := os.ReadFile(meta)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Images []struct {
+			Layers []struct {
+				Name string `json:"name"`
+				Size int64  `json:"size"`
+			} `json:"layers"`
+		} `json:"packer.images"`
+	}
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return fmt.Errorf("metadata file: %w", err)
+	}
 	app := int64(0)
-	// The app layer's size, from the metadata file (last layer named app).
-	if i := strings.LastIndex(string(mb), `"name": "app"`); i >= 0 {
-		fmt.Sscanf(string(mb[i:])[strings.Index(string(mb[i:]), `"size": `)+8:], "%d", &app)
+	for _, im := range m.Images {
+		for _, l := range im.Layers {
+			if l.Name == "app" {
+				app = l.Size
+			}
+		}
 	}
 	fmt.Printf("\n## one-file change pushed (express, Debian base, %s)\n", registryKind)
 	fmt.Printf("%-44s %12s\n", "what", "bytes")
