@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -152,7 +154,7 @@ func (c *Client) WriteCache(ctx context.Context, ref, compressor string, ours ma
 	var layers []v1.Descriptor
 	seen := map[v1.Hash]bool{}
 	pushed := 0
-	for _, k := range sortedKeys(merged.Entries) {
+	for _, k := range slices.Sorted(maps.Keys(merged.Entries)) {
 		for _, b := range merged.Entries[k] {
 			if seen[b.Digest] {
 				continue
@@ -214,12 +216,3 @@ type rawManifest struct {
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return bytes.Clone(m.raw), nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

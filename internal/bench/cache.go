@@ -16,22 +16,12 @@ import (
 // local rebuild of the same source (the floor: nothing to run, nothing to
 // fetch). Interleaved, medians.
 func cacheSuite(packer string, runs int) error {
-	base, err := testutil.EnsureDebianBase()
-	if err != nil {
-		return fmt.Errorf("Debian test base: %w", err)
-	}
-	packer, _ = filepath.Abs(packer)
-	reg, stop, err := startRegistry()
+	env, err := expressBench(packer)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	tmp := mustTemp()
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "express")
-	if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", "node-express"), dir).Run(); err != nil {
-		return err
-	}
+	defer env.close()
+	packer, base, reg, tmp, dir := env.packer, env.base, env.reg, env.tmp, env.dir
 	ref := reg + "/bench/express-cache:main"
 	warmCache := filepath.Join(tmp, "warm-cache")
 	build := func(cache string, args ...string) error {
@@ -69,4 +59,35 @@ func cacheSuite(packer string, runs int) error {
 	fmt.Printf("%-46s %10s %9.2f×\n", "empty cache dir + --cache-from registry", f.Round(time.Millisecond), f.Seconds()/w.Seconds())
 	fmt.Printf("%-46s %10s %9.2f×\n", "empty cache dir, cold (npm ci runs)", c.Round(time.Millisecond), c.Seconds()/w.Seconds())
 	return nil
+}
+
+// benchEnv is what the express suites share: packer's absolute path, the
+// Debian test base, a registry, a temp dir and a copy of the express
+// fixture in it.
+type benchEnv struct {
+	packer, base, reg, tmp, dir string
+	close                       func()
+}
+
+func expressBench(packer string) (*benchEnv, error) {
+	base, err := testutil.EnsureDebianBase()
+	if err != nil {
+		return nil, fmt.Errorf("Debian test base: %w", err)
+	}
+	abs, err := filepath.Abs(packer)
+	if err != nil {
+		return nil, err
+	}
+	reg, stop, err := startRegistry()
+	if err != nil {
+		return nil, err
+	}
+	tmp := mustTemp()
+	e := &benchEnv{packer: abs, base: base, reg: reg, tmp: tmp, dir: filepath.Join(tmp, "express"),
+		close: func() { stop(); os.RemoveAll(tmp) }}
+	if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", "node-express"), e.dir).Run(); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
 }

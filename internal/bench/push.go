@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/packer-build/packer/internal/testutil"
 )
 
 // countingProxy forwards to a registry and counts the request bytes of
@@ -52,27 +50,17 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxy: blob bytes (and how many), manifest bytes, against the new app
 // layer's size. The SBOM's share is what #16 wants to shrink.
 func pushSuite(packer string) error {
-	base, err := testutil.EnsureDebianBase()
-	if err != nil {
-		return fmt.Errorf("Debian test base: %w", err)
-	}
-	packer, _ = filepath.Abs(packer)
-	reg, stop, err := startRegistry()
+	env, err := expressBench(packer)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer env.close()
+	packer, base, reg, tmp, dir := env.packer, env.base, env.reg, env.tmp, env.dir
 	target, _ := url.Parse("http://" + reg)
 	p := &countingProxy{target: target}
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	tmp := mustTemp()
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "express")
-	if err := exec.Command("cp", "-a", filepath.Join("testdata", "fixtures", "node-express"), dir).Run(); err != nil {
-		return err
-	}
 	cache := filepath.Join(tmp, "cache")
 	meta := filepath.Join(tmp, "meta.json")
 	push := func(args ...string) error {

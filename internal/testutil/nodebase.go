@@ -30,8 +30,7 @@ const OtherNodeVersion = "22.12.0"
 // otherNPMVersion is the npm NodeBase ships, as Node.js 22.12 does.
 const otherNPMVersion = "10.9.0"
 
-var nodeBaseOnce sync.Once
-var nodeBaseRef, nodeBaseErr string
+var nodeBase onceBase
 
 // NodeBase returns "oci:DIR:node22": the Debian test base with Node.js
 // OtherNodeVersion and npm in /usr/local, as the official node images
@@ -41,20 +40,32 @@ var nodeBaseRef, nodeBaseErr string
 func NodeBase(t testing.TB) string {
 	t.Helper()
 	debian := DebianBase(t)
-	nodeBaseOnce.Do(func() {
-		ref, err := ensureNodeBase(debian)
-		nodeBaseRef = ref
+	return nodeBase.get(t, "Node.js "+OtherNodeVersion, func() (string, error) { return ensureNodeBase(debian) })
+}
+
+// onceBase builds a test base once per test binary; a base that cannot
+// be built fails the test under CI and skips it elsewhere.
+type onceBase struct {
+	once     sync.Once
+	ref, err string
+}
+
+func (b *onceBase) get(t testing.TB, what string, build func() (string, error)) string {
+	t.Helper()
+	b.once.Do(func() {
+		ref, err := build()
+		b.ref = ref
 		if err != nil {
-			nodeBaseErr = err.Error()
+			b.err = err.Error()
 		}
 	})
-	if nodeBaseErr != "" {
+	if b.err != "" {
 		if InCI() {
-			t.Fatalf("Node.js %s test base: %s", OtherNodeVersion, nodeBaseErr)
+			t.Fatalf("%s test base: %s", what, b.err)
 		}
-		t.Skipf("SKIP: Node.js %s test base unavailable: %s", OtherNodeVersion, nodeBaseErr)
+		t.Skipf("SKIP: %s test base unavailable: %s", what, b.err)
 	}
-	return nodeBaseRef
+	return b.ref
 }
 
 // EnsureNodeBase builds (once per TestCacheDir) and returns NodeBase's

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -119,7 +121,7 @@ func (p *progress) tick() {
 // activity names what is going on, for the heartbeat.
 func (p *progress) activity() string {
 	if len(p.steps) > 0 {
-		return "step " + strings.Join(sortedKeys(p.steps), ", ")
+		return "step " + strings.Join(slices.Sorted(maps.Keys(p.steps)), ", ")
 	}
 	if len(p.push) > 0 {
 		return "pushing"
@@ -221,7 +223,7 @@ func (p *progress) clear() {
 func (p *progress) frame() string {
 	now := p.now()
 	var parts []string
-	for _, k := range sortedKeys(p.steps) {
+	for _, k := range slices.Sorted(maps.Keys(p.steps)) {
 		s := fmt.Sprintf("step %s %.1fs", k, now.Sub(p.steps[k]).Seconds())
 		if p.lastOut != "" {
 			s += " │ " + clip(p.lastOut, 40)
@@ -266,15 +268,6 @@ func clip(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // summary is the end-of-build block: refs and digest, size, each layer
