@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,8 +66,33 @@ func TestSBOMReferrers(t *testing.T) {
 	}
 
 	// The documents validate: SPDX with the SPDX reference tools, CycloneDX
-	// against its 1.6 JSON schema.
+	// against its 1.6 JSON schema. The complete ones, and the attached
+	// split ones (the image's document with its external references, each
+	// layer's).
 	validateSBOMs(t, filepath.Join(sbomDir, "sbom.spdx.json"), filepath.Join(sbomDir, "sbom.cdx.json"))
+	attached := map[string][]string{}
+	for _, m := range im.Manifests {
+		art, err := remote.Image(d.Context().Digest(m.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := art.Layers()
+		for i, l := range ls {
+			rc, _ := l.Compressed()
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			f := filepath.Join(t.TempDir(), fmt.Sprintf("%d.json", i))
+			os.WriteFile(f, b, 0o644)
+			attached[m.ArtifactType] = append(attached[m.ArtifactType], f)
+		}
+	}
+	spdxFiles, cdxFiles := attached["application/spdx+json"], attached["application/vnd.cyclonedx+json"]
+	if len(spdxFiles) < 3 || len(spdxFiles) != len(cdxFiles) {
+		t.Fatalf("attached documents: %d SPDX, %d CycloneDX; want the image's and ≥ 2 layers' of each", len(spdxFiles), len(cdxFiles))
+	}
+	for i := range spdxFiles {
+		validateSBOMs(t, spdxFiles[i], cdxFiles[i])
+	}
 
 	// Same inputs elsewhere: byte-identical SBOMs.
 	dir2 := testutil.CopyFixture(t, "node-express")

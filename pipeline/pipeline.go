@@ -74,6 +74,10 @@ type SBOMOptions struct {
 	Formats []string
 	// Dir, when set, also receives the SBOM files.
 	Dir string
+	// Single attaches one complete document per format instead of the
+	// image's document and one per layer (which a rebuild mostly finds
+	// in the registry already).
+	Single bool
 	// Name is the image's name in the SBOM (the first tag's repository,
 	// or the context directory's name).
 	Name string
@@ -98,7 +102,8 @@ type Result struct {
 	Built  *oci.Built
 	Report *builder.Report
 	Digest v1.Hash
-	// SBOMs holds each image's SBOM documents by format, by digest.
+	// SBOMs holds each image's complete SBOM document by format, by
+	// digest.
 	SBOMs map[v1.Hash]map[string][]byte
 	// Signer signed the pushed images, when there was one.
 	Signer *sign.Signer
@@ -171,7 +176,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	var att oci.Attachments
 	sbomStart := time.Now()
-	if att.Referrers, res.SBOMs, err = makeSBOMs(ctx, built, req, logf); err != nil {
+	var attested map[v1.Hash]map[string][]byte
+	if att.Referrers, res.SBOMs, attested, err = makeSBOMs(ctx, built, req, logf); err != nil {
 		return nil, err
 	}
 	phase("sbom", sbomStart)
@@ -201,7 +207,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 				if att.Tagged[repo.Name()] != nil {
 					continue
 				}
-				if att.Tagged[repo.Name()], err = signatures(ctx, res.Signer, built, res.SBOMs, info, repo.Name()); err != nil {
+				if att.Tagged[repo.Name()], err = signatures(ctx, res.Signer, built, attested, info, repo.Name()); err != nil {
 					return nil, err
 				}
 			}

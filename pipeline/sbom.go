@@ -22,12 +22,14 @@ var SBOMTypes = map[string]struct{ MediaType, Ext string }{
 }
 
 // makeSBOMs scans each platform image and returns the SBOM artifacts (OCI
-// referrers) to publish with it, and the documents by image digest,
-// writing the files to req.SBOM.Dir when set.
-func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string, ...any)) ([]v1.Image, map[v1.Hash]map[string][]byte, error) {
-	docs := map[v1.Hash]map[string][]byte{}
+// referrers) to publish with it, the complete documents by image digest
+// (written to req.SBOM.Dir when set), and the documents to attest: the
+// image's own, which names its layers' documents by checksum (see
+// sbom.Documents), or the complete one with req.SBOM.Single.
+func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string, ...any)) (out []v1.Image, docs, attested map[v1.Hash]map[string][]byte, err error) {
+	docs, attested = map[v1.Hash]map[string][]byte{}, map[v1.Hash]map[string][]byte{}
 	if len(req.SBOM.Formats) == 0 {
-		return nil, docs, nil
+		return nil, docs, attested, nil
 	}
 	type target struct {
 		img  v1.Image
@@ -38,17 +40,17 @@ func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string,
 	if len(b.Images) == 1 {
 		d, err := partial.Descriptor(b.Images[0].Image)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		targets = append(targets, target{b.Images[0].Image, d, b.Images[0].Platform.String()})
 	} else {
 		idx, ok := b.Result.(v1.ImageIndex)
 		if !ok {
-			return nil, nil, fmt.Errorf("a build for %d platforms is not an index", len(b.Images))
+			return nil, nil, nil, fmt.Errorf("a build for %d platforms is not an index", len(b.Images))
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for i, d := range im.Manifests {
 			dd := d
@@ -57,53 +59,79 @@ func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string,
 	}
 	if dir := req.SBOM.Dir; dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("creating the SBOM directory: %w", err)
+			return nil, nil, nil, fmt.Errorf("creating the SBOM directory: %w", err)
 		}
 	}
-	var out []v1.Image
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", context.Cause(ctx))
+			return nil, nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", context.Cause(ctx))
 		}
 		comps, err := sbom.Scan(ctx, t.img, req.Store)
 		if err != nil {
-			return nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
+			return nil, nil, nil, fmt.Errorf("scanning the image for its SBOM: %w", err)
+		}
+		ls, err := t.img.Layers()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		var digests []v1.Hash
+		for _, l := range ls {
+			d, err := l.Digest()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			digests = append(digests, d)
 		}
 		sub := sbom.Subject{Name: req.SBOM.Name, Digest: t.desc.Digest.String(), Created: req.Created, Tool: "packer " + req.Version}
+		parts := 0
 		for _, f := range req.SBOM.Formats {
 			ft, ok := SBOMTypes[f]
 			if !ok {
-				return nil, nil, fmt.Errorf("unknown SBOM format %q; use spdx or cyclonedx", f)
-			}
-			var doc []byte
-			if f == "spdx" {
-				doc, err = sbom.SPDX(sub, comps)
-			} else {
-				doc, err = sbom.CycloneDX(sub, comps)
-			}
-			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, fmt.Errorf("unknown SBOM format %q; use spdx or cyclonedx", f)
 			}
 			file := "sbom." + ft.Ext
 			if len(targets) > 1 {
 				file = strings.ReplaceAll(t.pl, "/", "-") + "." + ft.Ext
 			}
-			art, err := sbom.Artifact(*t.desc, ft.MediaType, doc, file, req.Created)
+			files, err := sbom.Documents(f, sub, comps, digests, file)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
+			}
+			raw := make([][]byte, len(files))
+			for i, fl := range files {
+				raw[i] = fl.Data
+			}
+			doc, err := sbom.Merge(f, raw)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			attach := files
+			if req.SBOM.Single {
+				attach = []sbom.File{{Name: file, Data: doc}}
+			}
+			parts = len(attach) - 1
+			art, err := sbom.Artifact(*t.desc, ft.MediaType, attach, req.Created)
+			if err != nil {
+				return nil, nil, nil, err
 			}
 			out = append(out, art)
 			if docs[t.desc.Digest] == nil {
 				docs[t.desc.Digest] = map[string][]byte{}
+				attested[t.desc.Digest] = map[string][]byte{}
 			}
 			docs[t.desc.Digest][f] = doc
+			attested[t.desc.Digest][f] = attach[0].Data
 			if req.SBOM.Dir != "" {
 				if err := os.WriteFile(filepath.Join(req.SBOM.Dir, file), doc, 0o644); err != nil {
-					return nil, nil, fmt.Errorf("writing the SBOM file: %w", err)
+					return nil, nil, nil, fmt.Errorf("writing the SBOM file: %w", err)
 				}
 			}
 		}
-		logf("%s SBOM: %d packages (%s)", t.pl, len(comps), strings.Join(req.SBOM.Formats, ", "))
+		how := "one document"
+		if parts > 0 {
+			how = fmt.Sprintf("the image's document and %d layers'", parts)
+		}
+		logf("%s SBOM: %d packages (%s; %s)", t.pl, len(comps), strings.Join(req.SBOM.Formats, ", "), how)
 	}
-	return out, docs, nil
+	return out, docs, attested, nil
 }

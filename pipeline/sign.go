@@ -41,7 +41,8 @@ func (k Keyless) Signer(ctx context.Context, logf func(string, ...any)) (*sign.S
 
 // signatures signs the result's digest and, for an index, each platform
 // image's (as cosign sign --recursive does), and attests each of them:
-// the SLSA provenance, and the SPDX and CycloneDX SBOMs of each image. It
+// the SLSA provenance, and the SPDX and CycloneDX SBOMs of each image (the
+// image's document, which names its layers' by checksum). It
 // returns the images to store in repo, by tag (cosign's sha256-DIGEST.sig
 // and .att).
 func signatures(ctx context.Context, key *sign.Signer, b *oci.Built, docs map[v1.Hash]map[string][]byte, info sign.BuildInfo, repo string) (map[string]v1.Image, error) {

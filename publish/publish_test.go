@@ -125,7 +125,7 @@ func TestLayoutReferrersFollowTheirImage(t *testing.T) {
 	mk := func(seed string) (v1.Image, v1.Image) {
 		img, _ := mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{Env: []string{"SEED=" + seed}}, RootFS: v1.RootFS{Type: "layers"}})
 		d, _ := partial.Descriptor(img)
-		ref, err := sbom.Artifact(*d, sbom.SPDXType, []byte(`{"seed":"`+seed+`"}`), "sbom.spdx.json", time.Unix(0, 0))
+		ref, err := sbom.Artifact(*d, sbom.SPDXType, []sbom.File{{Name: "sbom.spdx.json", Data: []byte(`{"seed":"` + seed + `"}`)}}, time.Unix(0, 0))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package sbom
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"time"
 
@@ -21,25 +22,34 @@ var emptyDesc = v1.Descriptor{
 	Data:      []byte(emptyJSON),
 }
 
-// Artifact returns an OCI 1.1 artifact manifest carrying doc (of media
-// type artifactType) that refers to subject: pushed next to the image, a
-// registry lists it among the image's referrers (go-containerregistry
-// maintains the sha256-DIGEST referrers tag where the registry has no
-// referrers API).
-func Artifact(subject v1.Descriptor, artifactType string, doc []byte, filename string, created time.Time) (v1.Image, error) {
-	h, size, err := v1.SHA256(bytes.NewReader(doc))
-	if err != nil {
-		return nil, err
+// Artifact returns an OCI 1.1 artifact manifest carrying docs (of media
+// type artifactType, the image's document first, then its layers', see
+// Documents) that refers to subject: pushed next to the image, a registry
+// lists it among the image's referrers (go-containerregistry maintains
+// the sha256-DIGEST referrers tag where the registry has no referrers
+// API).
+func Artifact(subject v1.Descriptor, artifactType string, docs []File, created time.Time) (v1.Image, error) {
+	a := &artifact{blobs: map[v1.Hash][]byte{}}
+	var ls []v1.Descriptor
+	for _, f := range docs {
+		h, size, err := v1.SHA256(bytes.NewReader(f.Data))
+		if err != nil {
+			return nil, err
+		}
+		ann := map[string]string{"org.opencontainers.image.title": f.Name}
+		if f.Layer.Hex != "" {
+			ann[LayerAnnotation] = f.Layer.String()
+		}
+		ls = append(ls, v1.Descriptor{MediaType: types.MediaType(artifactType), Digest: h, Size: size, Annotations: ann})
+		a.blobs[h] = f.Data
 	}
-	layer := v1.Descriptor{MediaType: types.MediaType(artifactType), Digest: h, Size: size,
-		Annotations: map[string]string{"org.opencontainers.image.title": filename}}
 	sub := v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  artifactType,
 		Config:        emptyDesc,
-		Layers:        []v1.Descriptor{layer},
+		Layers:        ls,
 		Subject:       &sub,
 		Annotations:   map[string]string{"org.opencontainers.image.created": created.UTC().Format(time.RFC3339)},
 	}
@@ -47,13 +57,19 @@ func Artifact(subject v1.Descriptor, artifactType string, doc []byte, filename s
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&artifact{manifest: raw, doc: doc, docDesc: layer})
+	a.manifest = raw
+	a.descs = ls
+	return partial.CompressedToImage(a)
 }
+
+// LayerAnnotation, on a layer document's descriptor, names the image
+// layer it describes.
+const LayerAnnotation = "dev.packer.sbom.layer"
 
 type artifact struct {
 	manifest []byte
-	doc      []byte
-	docDesc  v1.Descriptor
+	blobs    map[v1.Hash][]byte
+	descs    []v1.Descriptor
 }
 
 func (a *artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
@@ -63,7 +79,12 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if h == emptyDesc.Digest {
 		return &blob{b: []byte(emptyJSON), d: emptyDesc}, nil
 	}
-	return &blob{b: a.doc, d: a.docDesc}, nil
+	for _, d := range a.descs {
+		if d.Digest == h {
+			return &blob{b: a.blobs[h], d: d}, nil
+		}
+	}
+	return nil, fmt.Errorf("the SBOM artifact has no blob %s", h)
 }
 
 type blob struct {

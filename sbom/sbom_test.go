@@ -161,7 +161,15 @@ func TestDocumentsAreDeterministicAndWellFormed(t *testing.T) {
 	if err := json.Unmarshal(s1, &spdx); err != nil {
 		t.Fatal(err)
 	}
-	if spdx.SPDXVersion != "SPDX-2.3" || spdx.CreationInfo.Created != "2023-11-14T22:13:20Z" || len(spdx.Packages) != len(cs)+1 || len(spdx.Relationships) != len(cs)+1 {
+	layersWithPackages := map[v1.Hash]bool{}
+	for _, c := range cs {
+		layersWithPackages[c.Layer] = true
+	}
+	n := len(layersWithPackages) // each described by a package of its own
+	if n != 2 {
+		t.Fatalf("packages found in %d layers, want 2 (the base's and the app's)", n)
+	}
+	if spdx.SPDXVersion != "SPDX-2.3" || spdx.CreationInfo.Created != "2023-11-14T22:13:20Z" || len(spdx.Packages) != len(cs)+1+n || len(spdx.Relationships) != len(cs)+1+n {
 		t.Errorf("SPDX: %+v", spdx)
 	}
 	var cdx struct {
@@ -173,7 +181,7 @@ func TestDocumentsAreDeterministicAndWellFormed(t *testing.T) {
 	if err := json.Unmarshal(c1, &cdx); err != nil {
 		t.Fatal(err)
 	}
-	if cdx.SpecVersion != "1.6" || len(cdx.Components) != len(cs) {
+	if cdx.SpecVersion != "1.6" || len(cdx.Components) != len(cs)+n {
 		t.Errorf("CycloneDX: %+v", cdx)
 	}
 	// Another image digest gives another namespace and serial number.
@@ -186,7 +194,9 @@ func TestDocumentsAreDeterministicAndWellFormed(t *testing.T) {
 
 func TestArtifact(t *testing.T) {
 	subject := v1.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("c", 64)}, Size: 1234}
-	art, err := Artifact(subject, SPDXType, []byte(`{"spdxVersion":"SPDX-2.3"}`), "sbom.spdx.json", time.Unix(0, 0))
+	layer := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("d", 64)}
+	art, err := Artifact(subject, SPDXType, []File{{Name: "sbom.spdx.json", Data: []byte(`{"spdxVersion":"SPDX-2.3"}`)},
+		{Name: "layer-dddddddddddd.spdx.json", Layer: layer, Data: []byte(`{"layer":1}`)}}, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +217,14 @@ func TestArtifact(t *testing.T) {
 	b.ReadFrom(rc)
 	if b.String() != `{"spdxVersion":"SPDX-2.3"}` {
 		t.Errorf("document = %q", b.String())
+	}
+	if len(ls) != 2 || m.Layers[1].Annotations[LayerAnnotation] != layer.String() || m.Layers[0].Annotations[LayerAnnotation] != "" {
+		t.Fatalf("layers %+v", m.Layers)
+	}
+	rc, _ = ls[1].Compressed()
+	b.Reset()
+	b.ReadFrom(rc)
+	if b.String() != `{"layer":1}` {
+		t.Errorf("layer document = %q", b.String())
 	}
 }

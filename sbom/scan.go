@@ -38,6 +38,9 @@ type Component struct {
 	SHA512 string
 	// Path is where the package was found (first occurrence).
 	Path string
+	// Layer is the digest of the layer holding that file (the topmost
+	// one, where several do): the SBOM is split by it (see Split).
+	Layer v1.Hash
 }
 
 var (
@@ -65,9 +68,14 @@ func Scan(ctx context.Context, img v1.Image, cache Cache) ([]Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string][]byte{} // path → content, for files of interest
+	files := map[string][]byte{}   // path → content, for files of interest
+	origin := map[string]v1.Hash{} // path → the layer it came from
 	for _, l := range ls {
 		ly, err := scanCached(ctx, l, cache)
+		if err != nil {
+			return nil, err
+		}
+		ld, err := l.Digest()
 		if err != nil {
 			return nil, err
 		}
@@ -80,6 +88,7 @@ func Scan(ctx context.Context, img v1.Image, cache Cache) ([]Component, error) {
 		}
 		for p, b := range ly.Files {
 			files[p] = b
+			origin[p] = ld
 		}
 	}
 	var out []Component
@@ -93,7 +102,10 @@ func Scan(ctx context.Context, img v1.Image, cache Cache) ([]Component, error) {
 	for _, p := range paths {
 		for _, c := range catalogers {
 			if c.match(p) {
-				out = append(out, c.read(files[p], p, scanContext{distro: distro, npmIntegrity: integrity})...)
+				for _, comp := range c.read(files[p], p, scanContext{distro: distro, npmIntegrity: integrity}) {
+					comp.Layer = origin[p]
+					out = append(out, comp)
+				}
 				break
 			}
 		}

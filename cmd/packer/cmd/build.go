@@ -44,6 +44,7 @@ type buildOptions struct {
 	secrets   []string
 	sboms     string
 	sbomDir   string
+	sbomSplit bool
 	signKey   string
 	keyless   bool
 	idToken   string
@@ -107,7 +108,8 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	f.StringVar(&o.compression, "compression", "", "layer compression: gzip (the default; everything reads it) or zstd (faster, smaller; containerd ≥ 1.5, podman, Docker ≥ 23 read it); also PACKER_COMPRESSION")
 	f.StringVar(&o.cacheMax, "cache-max", "", "after the build, remove the cache's least recently used entries beyond this size (default "+DefaultCacheMax+", also PACKER_CACHE_MAX; 0 keeps everything); what the build used stays")
 	f.StringVar(&o.sboms, "sbom", "spdx,cyclonedx", "SBOM formats attached to each image as OCI referrers: spdx, cyclonedx, or none")
-	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory")
+	f.StringVar(&o.sbomDir, "sbom-dir", "", "also write the SBOM files to this directory (one complete document per format)")
+	f.BoolVar(&o.sbomSplit, "sbom-split", true, "attach each SBOM as the image's document plus one per layer, which a rebuild finds in the registry already (packer sbom joins them); false attaches one complete document, for tools that read only the first blob")
 	f.StringVar(&o.signKey, "sign-key", "", "sign pushed images with this cosign private key (password in COSIGN_PASSWORD); cosign verify --key cosign.pub checks it")
 	f.BoolVar(&o.keyless, "sign-keyless", false, "sign pushed images keyless: an OIDC identity token (GitHub Actions, --identity-token or SIGSTORE_ID_TOKEN) buys a short-lived certificate from Fulcio; the signatures are recorded in Rekor")
 	f.StringVar(&o.idToken, "identity-token", "", "OIDC identity token for --sign-keyless, or a file holding it")
@@ -337,7 +339,7 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	return &pipeline.Request{
 		Executor: executor,
 		Dir:      dir, Plan: p, Platforms: platforms, Secrets: secrets, Publishers: pubs,
-		SBOM:   pipeline.SBOMOptions{Formats: formats, Dir: o.sbomDir, Name: firstName(tags, dir)},
+		SBOM:   pipeline.SBOMOptions{Formats: formats, Dir: o.sbomDir, Single: !o.sbomSplit, Name: firstName(tags, dir)},
 		Signer: signer, Source: labels["org.opencontainers.image.source"], Revision: labels["org.opencontainers.image.revision"],
 		Created: created, Store: store, Resolve: client.Resolve, Labels: labels, Version: version(), NoCache: o.noCache,
 	}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/sbom"
 )
 
 func newSBOM(ro *rootOptions) *cobra.Command {
@@ -52,12 +53,21 @@ func newSBOM(ro *rootOptions) *cobra.Command {
 				if err != nil || len(ls) == 0 {
 					return fmt.Errorf("SBOM artifact %s has no document", d.Digest)
 				}
-				rc, err := ls[0].Compressed()
-				if err != nil {
-					return err
+				// The image's document, then its layers' (packer build
+				// --sbom-split): joined into one.
+				var docs [][]byte
+				for _, l := range ls {
+					b, err := readBlob(l)
+					if err != nil {
+						return fmt.Errorf("fetching the SBOM %s: %w", d.Digest, err)
+					}
+					docs = append(docs, b)
 				}
-				defer rc.Close()
-				_, err = io.Copy(c.OutOrStdout(), rc)
+				doc, err := sbom.Merge(format, docs)
+				if err != nil {
+					return fmt.Errorf("joining the SBOM %s: %w", d.Digest, err)
+				}
+				_, err = c.OutOrStdout().Write(doc)
 				return err
 			}
 			return fmt.Errorf("%s (%s) has no %s SBOM attached; build it with packer build --sbom %s", args[0], subject, format, format)
@@ -67,6 +77,15 @@ func newSBOM(ro *rootOptions) *cobra.Command {
 	c.Flags().StringVar(&platform, "platform", "", "for an index, the platform image (default: this machine's)")
 	reg.add(c.Flags())
 	return c
+}
+
+func readBlob(l v1.Layer) ([]byte, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
 }
 
 // resolveReferrers finds the image (the platform's, for an index) and the
