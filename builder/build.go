@@ -115,7 +115,10 @@ type builder struct {
 	tcCache  map[string]string
 	staging  []string
 	restored map[string]bool
-	logged   map[string]bool // secret files already named in the log
+	// linked are the cached trees hard-linked into each staging copy
+	// (tree.go), checked after every step.
+	linked map[string][]*linkedTree
+	logged map[string]bool // secret files already named in the log
 	// checks are the plan's toolchain checks, aimed at the base's own
 	// runtime once it is known (checkRuntimes).
 	checks []plan.ToolchainCheck
@@ -154,6 +157,7 @@ func Build(ctx context.Context, dir string, p *plan.Plan, opts Options) (*oci.Bu
 		report:   &Report{Layers: map[string][]LayerReport{}, Executors: map[string]Choice{}},
 		tcCache:  map[string]string{},
 		restored: map[string]bool{},
+		linked:   map[string][]*linkedTree{},
 		logged:   map[string]bool{},
 		checks:   slices.Clone(p.ToolchainChecks),
 	}
@@ -524,9 +528,11 @@ func inlineEntries(l plan.Layer, uid, gid int) []layers.Entry {
 	return ents
 }
 
-// restore extracts the cached layers of a skipped step back into the
+// restore puts the cached layers of a skipped step back into the
 // staging copy, where the step would have left them: a layer's file at
-// Dest/rel came from Output/Root/rel.
+// Dest/rel came from Output/Root/rel. Each is hard-linked from a tree
+// extracted once into the cache (see tree.go), or extracted into the
+// staging copy where links cannot reach it.
 func (b *builder) restore(ctx context.Context, staging string, s plan.Step, ls []*layers.Layer) error {
 	var specs []plan.Layer
 	for _, l := range b.plan.Layers {
@@ -534,6 +540,7 @@ func (b *builder) restore(ctx context.Context, staging string, s plan.Step, ls [
 			specs = append(specs, l)
 		}
 	}
+	linked, start := 0, time.Now()
 	for i, l := range ls {
 		if i >= len(specs) {
 			break
@@ -541,6 +548,15 @@ func (b *builder) restore(ctx context.Context, staging string, s plan.Step, ls [
 		spec := specs[i]
 		dest := strings.TrimPrefix(path.Clean(spec.Dest), "/")
 		into := filepath.Join(staging, filepath.FromSlash(s.Output), filepath.FromSlash(spec.Root))
+		lt, err := b.linkCached(ctx, l, dest, into)
+		if err == nil {
+			b.linked[staging] = append(b.linked[staging], lt)
+			linked++
+			continue
+		}
+		if !errors.Is(err, errNoLinks) {
+			return err
+		}
 		rc, err := l.Uncompressed()
 		if err != nil {
 			return err
@@ -551,8 +567,52 @@ func (b *builder) restore(ctx context.Context, staging string, s plan.Step, ls [
 			return err
 		}
 	}
-	b.logf("step %s: put its cached output back for the steps that need it", s.Name)
+	how := "extracted"
+	if linked > 0 {
+		how = "linked from the cache's extracted copy"
+	}
+	b.logf("step %s: put its cached output back for the steps that need it (%s in %s)", s.Name, how, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// linkCached hard-links layer l's tree into into, extracting it into the
+// cache first when needed; a cached tree that changed since it was
+// extracted is discarded and extracted again.
+func (b *builder) linkCached(ctx context.Context, l *layers.Layer, dest, into string) (*linkedTree, error) {
+	for attempt := 0; ; attempt++ {
+		tree, err := b.cachedTree(ctx, l, dest)
+		if err != nil {
+			return nil, err
+		}
+		lt, err := linkTree(tree, into)
+		if errors.Is(err, errTreeChanged) && attempt == 0 {
+			b.logf("warning: the cache's extracted copy of layer %s changed since it was made (an earlier build wrote into it): extracting it again", treeName(tree))
+			discardTree(tree)
+			continue
+		}
+		return lt, err
+	}
+}
+
+func treeName(dir string) string { return filepath.Base(dir) }
+
+// checkLinked looks for files a step changed in the cached trees linked
+// into its staging copy, and discards those trees (the layers they came
+// from are unaffected; the next build extracts them again).
+func (b *builder) checkLinked(staging, step string) {
+	keep := b.linked[staging][:0]
+	for _, lt := range b.linked[staging] {
+		start := time.Now()
+		f := lt.changed()
+		b.logf("step %s: checked the %d files linked from the cache in %s", step, len(lt.files), time.Since(start).Round(time.Millisecond))
+		if f != "" {
+			b.logf("warning: step %s wrote into %s, a file it was given as a hard link to the cache's extracted copy of a cached step's output; that copy is discarded (the cached layer is unaffected) and the next build extracts it again", step, f)
+			discardTree(lt.dir)
+			continue
+		}
+		keep = append(keep, lt)
+	}
+	b.linked[staging] = keep
 }
 
 // shortCommand renders an argv for the log, a multi-line script as its
@@ -739,6 +799,7 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 		System: b.systemDirs,
 	})
 	beat.stop()
+	b.checkLinked(*staging, s.Name)
 	if err != nil {
 		for _, h := range s.Errors {
 			re, rerr := regexp.Compile(h.Pattern)

@@ -42,6 +42,7 @@ const (
 	KindLayer    = "layer"    // blobs/sha256/DIGEST: a compressed layer
 	KindRootfs   = "rootfs"   // rootfs/DIGEST: an unpacked base
 	KindSystem   = "system"   // system/KEY: installed system packages
+	KindTree     = "tree"     // trees/KEY: a cached step output, extracted to be hard-linked
 	KindTool     = "tool"     // tool-cache/NAME: a package manager's downloads
 	KindLeftover = "leftover" // tmp/*: what a killed build left
 )
@@ -57,7 +58,7 @@ type CacheEntry struct {
 // cacheParts are the directories of the cache and what each holds: every
 // entry directly inside is one CacheEntry.
 var cacheParts = []struct{ dir, kind string }{
-	{"blobs/sha256", KindLayer}, {"rootfs", KindRootfs}, {"system", KindSystem}, {"tool-cache", KindTool}, {"tmp", KindLeftover},
+	{"blobs/sha256", KindLayer}, {"rootfs", KindRootfs}, {"system", KindSystem}, {"trees", KindTree}, {"tool-cache", KindTool}, {"tmp", KindLeftover},
 }
 
 // CacheEntries lists what the cache at dir holds, least recently used first.

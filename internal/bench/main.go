@@ -55,6 +55,7 @@ func main() {
 	tree := flag.String("tree", "", "tree for the layer suite (default: GOROOT)")
 	rootfsCold := flag.Bool("rootfs-cold", false, "executor suite: count the base's unpack in every cold in-image build")
 	fixture := flag.String("fixture", "testdata/fixtures/go-server", "Go fixture for the ko suite")
+	flag.StringVar(&nodeOnly, "only", "", "node suite: only the fixtures whose row name contains this")
 	flag.Parse()
 	fmt.Printf("# packer bench %s, %d runs each, medians\n", time.Now().UTC().Format("2006-01-02"), *runs)
 	for _, s := range strings.Split(*suites, ",") {

@@ -41,7 +41,7 @@ func newCache() *cobra.Command {
 	}
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List the cache's entries (layers, unpacked bases, system packages, download caches, leftovers) with size and last use",
+		Short: "List the cache's entries (layers, unpacked bases, system packages, extracted trees, download caches, leftovers) with size and last use",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			d, err := cacheDir()
@@ -67,7 +67,7 @@ func newCache() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "total %s in %d entries (%s)", units.BytesSize(float64(total)), len(ents), d)
-			for _, k := range []string{layers.KindLayer, layers.KindRootfs, layers.KindSystem, layers.KindTool, layers.KindLeftover} {
+			for _, k := range []string{layers.KindLayer, layers.KindRootfs, layers.KindSystem, layers.KindTree, layers.KindTool, layers.KindLeftover} {
 				if totals[k] > 0 {
 					fmt.Fprintf(c.OutOrStdout(), "; %s %s", k, units.BytesSize(float64(totals[k])))
 				}
