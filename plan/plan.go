@@ -73,6 +73,11 @@ type Plan struct {
 	Platforms []string `json:"platforms,omitempty"`
 	// Layers are appended on the base in slice order.
 	Layers []Layer `json:"layers"`
+	// BuildImage is the image remote engines (BuildKit, a Dockerfile from
+	// packer dockerfile) run the steps in when the base cannot: a static
+	// base has no toolchain ("golang:1.22"). Empty means the base itself.
+	// The daemonless path runs steps on this machine or in the base.
+	BuildImage string `json:"buildImage,omitempty"`
 
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	// Init runs the entrypoint under the base's init (tini) when it has
@@ -220,6 +225,11 @@ type Step struct {
 	// (paths, modes and contents) form the step's cache key. Empty means
 	// the whole context.
 	Inputs []string `json:"inputs,omitempty"`
+	// Reads are files the step reads besides its Inputs that are not part
+	// of its cache key as a whole (Key covers what matters in them, such
+	// as package.json's dependency fields): a remote engine copies them in
+	// with the inputs.
+	Reads []string `json:"reads,omitempty"`
 	// Toolchain is an argv whose output (e.g. `go version`) is part of the
 	// cache key, so a toolchain upgrade rebuilds.
 	Toolchain []string `json:"toolchain,omitempty"`

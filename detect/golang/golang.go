@@ -166,6 +166,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 			Toolchain: []string{"go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64"},
 			Output:    ".packer-out",
 		}},
+		BuildImage: buildImage(mf, bare),
 		Entrypoint: []string{path.Join(AppDir, name)},
 		Env:        map[string]string{"PORT": "8080"},
 		WorkingDir: AppDir,
@@ -457,4 +458,19 @@ func isMain(src fs.FS, dir string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// buildImage is the official Go image remote engines build in: the
+// go.mod's language version (major.minor; its toolchain line, if newer,
+// is fetched by the go command itself, GOTOOLCHAIN=auto), "golang:1"
+// without one.
+func buildImage(mf *modfile.File, bare bool) string {
+	if bare || mf == nil || mf.Go == nil {
+		return "golang:1"
+	}
+	v := mf.Go.Version
+	if parts := strings.SplitN(v, ".", 3); len(parts) >= 2 {
+		v = parts[0] + "." + parts[1]
+	}
+	return "golang:" + v
 }

@@ -237,7 +237,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	depKey := dependencyKey(pkg)
 	depKey += wsKey
 	installProd := plan.Step{
-		Name: "deps", Run: pm.installProd(), Inputs: append(installInputs(src), wsInputs...), Key: depKey,
+		Name: "deps", Run: pm.installProd(), Inputs: append(installInputs(src), wsInputs...), Reads: []string{"package.json"}, Key: depKey,
 		Env: pm.installEnv(), NativeCheck: true, Hint: pm.hint(),
 		Toolchain: toolchain, Errors: gypErrors,
 	}
@@ -245,7 +245,7 @@ func (Provider) Plan(_ context.Context, src fs.FS, opts detect.Options) (*plan.P
 	// cached like the production install, whose node_modules is kept in the
 	// cache only and put back for the build when the install is skipped.
 	devDeps := plan.Step{
-		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: append(installInputs(src), wsInputs...), Key: depKey,
+		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: append(installInputs(src), wsInputs...), Reads: []string{"package.json"}, Key: depKey,
 		Hint: pm.hint(), Toolchain: toolchain, Errors: gypErrors,
 	}
 	devLayer := plan.Layer{Name: "devdeps", From: "devdeps", Include: pm.modules(), Dest: AppDir, CacheOnly: true}
@@ -412,7 +412,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	// A build runs with every workspace's dependencies, dev included,
 	// installed by a cached cache-only step (as for a single app).
 	devDeps := plan.Step{
-		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: inputs, Key: key,
+		Name: "devdeps", Run: []string{"sh", "-c", pm.installAll()}, Inputs: inputs, Reads: []string{"package.json"}, Key: key,
 		Hint: pm.hint(), Toolchain: toolchain,
 	}
 	focus := strings.Join(append(append([]string{}, local...), dir), " ")
@@ -511,7 +511,7 @@ func planWorkspace(src fs.FS, root *packageJSON, pm *packageManager, evidence []
 	p.Env["HOST"] = "0.0.0.0"
 	p.Entrypoint = st.argv
 	p.Steps = []plan.Step{{
-		Name: "deps", Run: install, Inputs: inputs, Key: key, Env: pm.installEnv(), Files: files,
+		Name: "deps", Run: install, Inputs: inputs, Reads: []string{"package.json"}, Key: key, Env: pm.installEnv(), Files: files,
 		NativeCheck: true, Hint: pm.hint(), Toolchain: toolchain,
 	}}
 	p.Layers = []plan.Layer{

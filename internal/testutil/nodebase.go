@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -225,39 +226,52 @@ func npmBase(debian string, spec npmBaseSpec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ldir, tag, _ := strings.Cut(strings.TrimPrefix(debian, "oci:"), ":")
+	if err := onDebian(debian, l, spec.env, dir, spec.tag, layoutDir); err != nil {
+		return "", err
+	}
+	return "oci:" + layoutDir + ":" + spec.tag, nil
+}
+
+// onDebian writes the Debian test base plus layer l and env, tagged tag,
+// as the layout layoutDir (built in dir).
+func onDebian(debian string, l v1.Layer, env []string, dir, tag, layoutDir string) error {
+	ldir, debTag, _ := strings.Cut(strings.TrimPrefix(debian, "oci:"), ":")
 	idx, err := layout.ImageIndexFromPath(ldir)
 	if err != nil {
-		return "", err
+		return err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return "", err
+		return err
 	}
 	var base v1.Image
 	for _, m := range im.Manifests {
-		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
+		if m.Annotations["org.opencontainers.image.ref.name"] == debTag {
 			base, err = idx.Image(m.Digest)
 		}
 	}
 	if base == nil || err != nil {
-		return "", fmt.Errorf("the Debian test base %s: %v", debian, err)
+		return fmt.Errorf("the Debian test base %s: %v", debian, err)
 	}
 	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
-		return "", err
+		return err
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		return "", err
+		return err
 	}
 	cfg = cfg.DeepCopy()
-	cfg.Config.Env = append(cfg.Config.Env, spec.env...)
+	var kept []string
+	for _, kv := range cfg.Config.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
+			kept = append(kept, kv)
+		}
+	}
+	cfg.Config.Env = append(kept, env...)
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		return "", err
+		return err
 	}
-	if err := writeLayout(dir, img, spec.tag, layoutDir); err != nil {
-		return "", err
-	}
-	return "oci:" + layoutDir + ":" + spec.tag, nil
+	return writeLayout(dir, img, tag, layoutDir)
 }

@@ -51,7 +51,7 @@ docker-archive tarball.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().BoolVarP(&ro.quiet, "quiet", "q", false, "print only results (digest, plan) on stdout; no logs")
-	root.AddCommand(newBuild(ro), newPlan(ro), newSBOM(ro), newVerify(ro), newLogin(ro), newCache(), newVersion())
+	root.AddCommand(newBuild(ro), newPlan(ro), newDockerfile(ro), newSBOM(ro), newVerify(ro), newLogin(ro), newCache(), newVersion())
 	// Command line mistakes are usage errors (exit 2) that name the help.
 	root.SetFlagErrorFunc(flagError)
 	root.SuggestionsMinimumDistance = 2
