@@ -8,7 +8,7 @@
 # tests that need those tools skip with a message; under CI=true they fail.
 set -euo pipefail
 
-declare -A pkg=([jq]=jq [podman]=podman [tmux]=tmux [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc [git]=git [mmdebstrap]=mmdebstrap [htpasswd]=apache2-utils [make]=make [g++]=g++)
+declare -A pkg=([jq]=jq [podman]=podman [tmux]=tmux [buildah]=buildah [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [runc]=runc [git]=git [mmdebstrap]=mmdebstrap [htpasswd]=apache2-utils [make]=make [g++]=g++)
 missing=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
