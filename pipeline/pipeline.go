@@ -37,6 +37,11 @@ type Request struct {
 	Secrets buildargs.Secrets
 	// Publishers receive the result, in order.
 	Publishers []publish.Publisher
+	// Engine builds the plan: nil is packer's own (builder.Build); the
+	// BuildKit engine (scaleout.BuildKit) solves it on a BuildKit daemon.
+	// Either way the result goes through the same guard, SBOMs, signing
+	// and publishing.
+	Engine Engine
 	// SBOM says which SBOMs to make and where else to write them.
 	SBOM SBOMOptions
 	// Signer, when set, signs and attests the result for each registry
@@ -67,6 +72,9 @@ type Request struct {
 	// the steps' output (secret values replaced by ****); nil discards.
 	Log io.Writer
 }
+
+// Engine builds a plan for dir, as builder.Build does.
+type Engine func(ctx context.Context, dir string, p *plan.Plan, opts builder.Options) (*oci.Built, *builder.Report, error)
 
 // SBOMOptions configure the SBOMs attached to each image.
 type SBOMOptions struct {
@@ -148,7 +156,11 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	phase := func(name string, since time.Time) {
 		req.Events.Emit(oci.Event{Type: "phase", Phase: name, Duration: time.Since(since)})
 	}
-	built, rep, err := builder.Build(ctx, req.Dir, req.Plan, builder.Options{
+	engine := req.Engine
+	if engine == nil {
+		engine = builder.Build
+	}
+	built, rep, err := engine(ctx, req.Dir, req.Plan, builder.Options{
 		Platforms: req.Platforms,
 		Store:     req.Store,
 		NoCache:   req.NoCache,

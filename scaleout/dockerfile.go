@@ -345,11 +345,23 @@ func systemInstall(pkgs []string) string {
 		" && rm -rf /var/lib/apt/lists/*; else apk add --no-cache " + words + "; fi"
 }
 
-// packerFilesScript is a RUN that writes, under /out, what the daemonless path adds to
-// the base itself: the non-root user (kept from the base's passwd and
-// group when it has them), the static base's files, the init and the
-// inline layers. "" when there is nothing to write.
+// packerFilesScript is a RUN that writes, under /out, what the
+// daemonless path adds to the base itself (packerFilesLines), run in the
+// base. "" when there is nothing to write.
 func packerFilesScript(p *plan.Plan) string {
+	lines := packerFilesLines(p, "")
+	if len(lines) == 0 {
+		return ""
+	}
+	return runLines(lines)
+}
+
+// packerFilesLines are shell commands writing, under /out, what the
+// daemonless path adds to the base itself: the non-root user (kept from
+// the base's passwd and group when it has them), the static base's
+// files, the init and the inline layers. The base's root file system is
+// at root ("" when the commands run in the base itself).
+func packerFilesLines(p *plan.Plan, root string) []string {
 	var lines []string
 	static := p.Base == plan.BaseStatic
 	uid := fmt.Sprint(plan.NonRootUID)
@@ -369,7 +381,7 @@ func packerFilesScript(p *plan.Plan) string {
 	case p.Base != plan.BaseScratch && p.User != "":
 		lines = append(lines,
 			"mkdir -p /out/etc /out/tmp "+home+" && chmod 1777 /out/tmp",
-			"{ cp /etc/passwd /etc/group /out/etc/ 2>/dev/null || true; }",
+			"{ cp "+root+"/etc/passwd "+root+"/etc/group /out/etc/ 2>/dev/null || true; }",
 			"{ [ -f /out/etc/passwd ] || printf "+printfWord(passwdRoot)+" > /out/etc/passwd; }",
 			"{ grep -q '^[^:]*:[^:]*:"+uid+":' /out/etc/passwd || printf "+printfWord(passwdNonRoot)+" >> /out/etc/passwd; }",
 			"{ [ -f /out/etc/group ] || printf 'root:x:0:\\n' > /out/etc/group; }",
@@ -382,8 +394,8 @@ func packerFilesScript(p *plan.Plan) string {
 			"mkdir -p "+shq(path.Dir(init)),
 			// The base's tini when it has one (as packer build uses it),
 			// else packer's init under bash, else the app itself.
-			"t=$(for f in /usr/bin/tini /sbin/tini /usr/sbin/tini; do [ -x $f ] && echo $f && break; done); "+
-				"b=$(for f in /usr/bin/bash /bin/bash; do [ -x $f ] && echo $f && break; done); "+
+			"t=$(for f in /usr/bin/tini /sbin/tini /usr/sbin/tini; do [ -x "+root+"$f ] && echo $f && break; done); "+
+				"b=$(for f in /usr/bin/bash /bin/bash; do [ -x "+root+"$f ] && echo $f && break; done); "+
 				"if [ -n \"$t\" ]; then printf '#!/bin/sh\\nexec %s -- \"$@\"\\n' \"$t\" > "+init+" && chmod 755 "+init+"; "+
 				"elif [ -n \"$b\" ]; then { echo \"#!$b\"; printf "+printfWord(builder.InitScript)+"; } > "+init+" && chmod 755 "+init+"; "+
 				"else printf '#!/bin/sh\\nexec \"$@\"\\n' > "+init+" && chmod 755 "+init+"; fi")
@@ -400,10 +412,7 @@ func packerFilesScript(p *plan.Plan) string {
 			}
 		}
 	}
-	if len(lines) == 0 {
-		return ""
-	}
-	return runLines(lines)
+	return lines
 }
 
 // matching returns the context files matched by .dockerignore-style

@@ -98,6 +98,18 @@ func TestStepScriptRuns(t *testing.T) {
 	if want := arch + "|production|flask==3.1.0|s3cr3t|" + strings.TrimSpace(string(m)); string(got) != want {
 		t.Errorf("step saw %q, want %q", got, want)
 	}
+	// A cross build: the engine's TARGETARCH is the target's, whatever
+	// machine runs the step.
+	cmd = exec.Command(sh, "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TARGETARCH=arm64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got, _ = os.ReadFile(filepath.Join(dir, "out"))
+	if want := "arm64|production|flask==3.1.0|s3cr3t|aarch64"; string(got) != want {
+		t.Errorf("cross step saw %q, want %q", got, want)
+	}
 }
 
 // TestDockerfileRefusals: a plan whose steps have nowhere to run, and a

@@ -95,12 +95,20 @@ func shArg(s string) string {
 
 // platformPrelude sets the placeholders' variables inside the image that
 // runs the step: TARGETOS/TARGETARCH/TARGETVARIANT from the engine's
-// automatic build args when it sets them, else from uname; Node's and
-// uname's names of the architecture.
-const platformPrelude = `TARGETOS="${TARGETOS:-linux}"; TARGETMACHINE="$(uname -m)"; ` +
-	`if [ -z "${TARGETARCH:-}" ]; then case "$TARGETMACHINE" in x86_64) TARGETARCH=amd64;; aarch64) TARGETARCH=arm64;; armv7l) TARGETARCH=arm; TARGETVARIANT=v7;; i686) TARGETARCH=386;; *) TARGETARCH="$TARGETMACHINE";; esac; fi; ` +
-	`case "$TARGETARCH" in amd64) NODEARCH=x64;; 386) NODEARCH=ia32;; *) NODEARCH="$TARGETARCH";; esac; ` +
-	`export TARGETOS TARGETARCH TARGETVARIANT NODEARCH TARGETMACHINE`
+// automatic build args when it sets them (the target platform, which
+// may not be the one the step runs on), else from uname; Node's and
+// uname's names of that architecture from plan.Archs.
+var platformPrelude = func() string {
+	var fromUname, names []string
+	for _, a := range plan.Archs {
+		fromUname = append(fromUname, fmt.Sprintf("%s) TARGETARCH=%s;;", a.Uname, a.GOARCH))
+		names = append(names, fmt.Sprintf("%s) NODEARCH=%s TARGETMACHINE=%s;;", a.GOARCH, a.Node, a.Uname))
+	}
+	return `TARGETOS="${TARGETOS:-linux}"; ` +
+		`if [ -z "${TARGETARCH:-}" ]; then case "$(uname -m)" in ` + strings.Join(fromUname, " ") + ` *) TARGETARCH="$(uname -m)";; esac; fi; ` +
+		`case "$TARGETARCH" in ` + strings.Join(names, " ") + ` *) NODEARCH="$TARGETARCH" TARGETMACHINE="$TARGETARCH";; esac; ` +
+		`export TARGETOS TARGETARCH TARGETVARIANT NODEARCH TARGETMACHINE`
+}()
 
 // StepScript is the shell script that runs step s in a stage whose
 // working directory is the staging copy: the platform variables, the

@@ -6,6 +6,9 @@
 #   cosign-v3  v3, verifies the same signatures and the bundle format
 #   syft       the SBOM peer packer's SBOM is compared with
 #   fulcio     the keyless certificate authority the e2e tests run
+#   buildkitd  the BuildKit daemon --builder buildkit is tested against (its
+#              module has exclude directives, which go install refuses: it is
+#              built with go build inside the downloaded module)
 # Each tool is built only at the version below, skipped when its binary is
 # already cached at that version, and all missing ones are built at once,
 # sharing one GOCACHE and GOMODCACHE. Per-tool build times go to stderr.
@@ -19,6 +22,7 @@ tools=( # name module@version binary
   "cosign-v3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3 cosign"
   "syft      github.com/anchore/syft/cmd/syft@v1.57.1        syft"
   "fulcio    github.com/sigstore/fulcio@v1.8.8               fulcio"
+  "buildkitd github.com/moby/buildkit@v0.34.2:./cmd/buildkitd  buildkitd"
 )
 if [ "${1:-}" = --names ]; then # the tools this script builds
   for t in "${tools[@]}"; do read -r name _ <<<"$t"; printf '%s ' "$name"; done
@@ -34,7 +38,17 @@ build() { # name module@version binary
   local name=$1 mod=$2 binary=$3 tmp start
   start=$(date +%s)
   tmp=$(mktemp -d "$bin/../build.XXXXXX") # same file system: the mv below is atomic
-  if (cd / && GOBIN="$tmp" go install -trimpath -ldflags='-s -w' "$mod") >"$tmp.log" 2>&1; then
+  local ok=false
+  if [[ $mod == *:* ]]; then # MODULE@VERSION:./PKG, built inside the module
+    local dir
+    if dir=$(cd / && go mod download -json "${mod%%:*}" 2>"$tmp.log" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') && [ -n "$dir" ] &&
+      (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/$binary" "${mod#*:}") >>"$tmp.log" 2>&1; then
+      ok=true
+    fi
+  elif (cd / && GOBIN="$tmp" go install -trimpath -ldflags='-s -w' "$mod") >"$tmp.log" 2>&1; then
+    ok=true
+  fi
+  if $ok; then
     mv "$tmp/$binary" "$bin/$name"
     echo "$mod" >"$bin/.$name.version"
     echo "tools: built $name ($mod) in $(($(date +%s) - start))s" >&2

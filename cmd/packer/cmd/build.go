@@ -26,6 +26,7 @@ import (
 	"github.com/packer-build/packer/pipeline"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/scaleout"
 	"github.com/packer-build/packer/sign"
 )
 
@@ -62,6 +63,10 @@ type buildOptions struct {
 	cacheMax              string
 	cacheDirUsed          string
 	cacheMaxSet           bool
+
+	builderName  string // --builder: packer or buildkit
+	buildkitAddr string
+	buildkit     *scaleout.BuildKit
 
 	tlogSet     bool   // --tlog-upload given explicitly
 	createdFrom string // where the creation time came from, for the log
@@ -103,6 +108,8 @@ archive), type=docker,dest=FILE, type=registry, type=image,push=true.`,
 	o.registry.add(f)
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default: $XDG_CACHE_HOME/packer)")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when its inputs are unchanged")
+	f.StringVar(&o.builderName, "builder", "packer", "what runs the build: packer (daemonless, on this machine) or buildkit (the same plan solved by a BuildKit daemon: --buildkit-addr); the result gets the same SBOMs, signatures and outputs")
+	f.StringVar(&o.buildkitAddr, "buildkit-addr", "", "BuildKit daemon for --builder buildkit: tcp://HOST:PORT, unix:///PATH, kube-pod://POD?namespace=NS, docker-container://NAME (default $BUILDKIT_HOST)")
 	f.StringVar(&o.cacheFrom, "cache-from", "", "registry:REPO:TAG (or type=registry,ref=REPO:TAG): use the step and layer cache a --cache-to build left there; on a fresh CI runner, steps whose inputs match are skipped and their layers fetched")
 	f.StringVar(&o.cacheTo, "cache-to", "", "registry:REPO:TAG (or type=registry,ref=REPO:TAG): after the build, merge the step and layer cache it used into that artifact (per key the last writer wins)")
 	f.StringVar(&o.compression, "compression", "", "layer compression: gzip (the default; everything reads it) or zstd (faster, smaller; containerd ≥ 1.5, podman, Docker ≥ 23 read it); also PACKER_COMPRESSION")
@@ -156,6 +163,17 @@ func (o *buildOptions) run(c *cobra.Command, ro *rootOptions, dir string) error 
 	cacheTo, err := cacheRef("--cache-to", o.cacheTo)
 	if err != nil {
 		return err
+	}
+	if o.buildkit != nil {
+		defer o.buildkit.Close()
+		// BuildKit's own registry cache (type=registry, mode=max).
+		if cacheFrom != "" {
+			o.buildkit.CacheFrom = append(o.buildkit.CacheFrom, map[string]string{"ref": cacheFrom})
+		}
+		if cacheTo != "" {
+			o.buildkit.CacheTo = append(o.buildkit.CacheTo, map[string]string{"ref": cacheTo, "mode": "max"})
+		}
+		cacheFrom, cacheTo = "", ""
 	}
 	if cacheFrom != "" {
 		useRegistryCache(c.Context(), log, o.client, req.Store, cacheFrom)
@@ -336,7 +354,42 @@ func (o *buildOptions) request(c *cobra.Command, dir string) (*pipeline.Request,
 	case builder.ModeImage:
 		executor = image
 	}
+	var engine pipeline.Engine
+	switch o.builderName {
+	case "", "packer":
+	case "buildkit":
+		addr := o.buildkitAddr
+		if addr == "" {
+			addr = os.Getenv("BUILDKIT_HOST")
+		}
+		if addr == "" {
+			return nil, &UsageError{fmt.Errorf("--builder buildkit needs a BuildKit daemon: pass --buildkit-addr tcp://HOST:PORT (or unix://, kube-pod://, docker-container://) or set BUILDKIT_HOST")}
+		}
+		bk := &scaleout.BuildKit{Addr: addr, Secrets: map[string][]byte{}, EnvIDs: map[string]bool{}, TmpDir: filepath.Join(cacheDir, "tmp")}
+		if err := os.MkdirAll(bk.TmpDir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, sec := range secrets {
+			bk.Secrets[sec.ID] = sec.Value()
+			bk.EnvIDs[sec.ID] = sec.Env != ""
+		}
+		// The steps trust this machine's CAs too (a proxy that re-signs
+		// TLS), as the in-image executor's do.
+		for _, ca := range []string{os.Getenv("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"} {
+			if ca != "" {
+				if _, err := os.Stat(ca); err == nil {
+					bk.CA = ca
+					break
+				}
+			}
+		}
+		o.buildkit = bk
+		engine = bk.Build
+	default:
+		return nil, &UsageError{fmt.Errorf("--builder %q: use packer or buildkit", o.builderName)}
+	}
 	return &pipeline.Request{
+		Engine:   engine,
 		Executor: executor,
 		Dir:      dir, Plan: p, Platforms: platforms, Secrets: secrets, Publishers: pubs,
 		SBOM:   pipeline.SBOMOptions{Formats: formats, Dir: o.sbomDir, Single: !o.sbomSplit, Name: firstName(tags, dir)},
