@@ -130,6 +130,65 @@ func TestBuildKitBuilder(t *testing.T) {
 	}
 }
 
+// TestBuildKitPlatformsInOneRequest: a Go server for linux/amd64 and
+// linux/arm64 in one BuildKit request, both cross-compiled on the
+// daemon's own platform in the plan's build image (no emulation): the
+// index holds both, the amd64 image answers under runc as 65532, and the
+// arm64 one holds an arm64 binary on packer's static base.
+func TestBuildKitPlatformsInOneRequest(t *testing.T) {
+	host := startRegistry(t, "")
+	addr := startBuildkitd(t, host)
+	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	goImage := host + "/packer-test/golang:1"
+	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.GoBuilderBase(t), "docker://"+goImage)
+	dir := testutil.CopyFixture(t, "go-server")
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	p := mustPacker(t, nil, "plan", dir, "--json")
+	os.WriteFile(plan, []byte(strings.Replace(p, `"buildImage": "golang:1.22"`, `"buildImage": "`+goImage+`"`, 1)), 0o644)
+	layout := filepath.Join(t.TempDir(), "layout")
+	res := packer(t, nil, "build", dir, "--plan", plan, "--builder", "buildkit", "--buildkit-addr", addr,
+		"--platform", "linux/amd64,linux/arm64", "-o", "oci:"+layout, "-t", "go:bk")
+	if res.err != nil {
+		t.Fatalf("packer build --builder buildkit --platform linux/amd64,linux/arm64: %v\n%s", res.err, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "BuildKit built linux/amd64, linux/arm64") {
+		t.Errorf("log:\n%s", res.stderr)
+	}
+	idx := run(t, "skopeo", "inspect", "--raw", "oci:"+layout+":bk")
+	for _, want := range []string{`"architecture":"amd64"`, `"architecture":"arm64"`} {
+		if !strings.Contains(strings.ReplaceAll(idx, " ", ""), want) {
+			t.Errorf("the index lacks %s:\n%s", want, idx)
+		}
+	}
+	// umoci takes one image per tag: the amd64 one, copied out.
+	single := filepath.Join(t.TempDir(), "amd64")
+	run(t, "skopeo", "copy", "-q", "--override-arch", "amd64", "oci:"+layout+":bk", "oci:"+single+":bk")
+	c := runLayout(t, single, "bk")
+	if code, body, _ := c.get("/"); code != 200 || !strings.Contains(body, "hello from packer") {
+		t.Errorf("GET / = %d %q", code, body)
+	}
+	if uid := c.uid(); uid != "65532" {
+		t.Errorf("uid %s, want 65532", uid)
+	}
+	arm := filepath.Join(t.TempDir(), "arm")
+	run(t, "skopeo", "copy", "-q", "--override-arch", "arm64", "oci:"+layout+":bk", "dir:"+arm)
+	found := false
+	filepath.WalkDir(arm, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		out, _ := exec.Command("sh", "-c", "tar -xzOf "+p+" app/hello-server 2>/dev/null | head -c 20 | od -An -tx1").Output()
+		// ELF e_machine 0xb7 (AArch64) at offset 18.
+		if f := strings.Fields(string(out)); len(f) >= 20 && f[18] == "b7" && f[19] == "00" {
+			found = true
+		}
+		return nil
+	})
+	if !found {
+		t.Errorf("the arm64 image has no arm64 /app/hello-server")
+	}
+}
+
 // layerDigests lists an image's layer digests (skopeo inspect).
 func layerDigests(t *testing.T, ref string) []string {
 	t.Helper()

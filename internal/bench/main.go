@@ -65,6 +65,8 @@ func main() {
 			err = cacheSuite(*packer, *runs)
 		case "push":
 			err = pushSuite(*packer)
+		case "buildkit":
+			err = buildkitSuite(*packer, *runs)
 		case "layer":
 			err = layerSuite(*tree, *runs)
 		case "ko":

@@ -30,6 +30,16 @@ func GoBuilderBase(t testing.TB) string {
 	return goBase.get(t, "Go builder", func() (string, error) { return ensureGoBase(debian) })
 }
 
+// EnsureGoBuilderBase builds (once per TestCacheDir) and returns
+// GoBuilderBase's reference, outside a test (the benchmarks).
+func EnsureGoBuilderBase() (string, error) {
+	debian, err := EnsureDebianBase()
+	if err != nil {
+		return "", err
+	}
+	return ensureGoBase(debian)
+}
+
 func ensureGoBase(debian string) (string, error) {
 	dir, err := TestCacheDir()
 	if err != nil {
