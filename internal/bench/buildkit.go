@@ -46,7 +46,9 @@ func buildkitSuite(packer string, runs int) error {
 			return "", nil, err
 		}
 		cfg := fmt.Sprintf("[worker.oci]\n  enabled = true\n  snapshotter = \"overlayfs\"\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", reg)
-		os.WriteFile(filepath.Join(dir, "buildkitd.toml"), []byte(cfg), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, "buildkitd.toml"), []byte(cfg), 0o644); err != nil {
+			return "", nil, err
+		}
 		sock := filepath.Join(dir, "sock")
 		cmd := exec.Command(bk, "--root", filepath.Join(dir, "root"), "--addr", "unix://"+sock, "--config", filepath.Join(dir, "buildkitd.toml"), "--oci-worker-net", "host")
 		var logs bytes.Buffer
@@ -54,10 +56,14 @@ func buildkitSuite(packer string, runs int) error {
 		if err := cmd.Start(); err != nil {
 			return "", nil, err
 		}
-		stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); os.RemoveAll(dir) }
+		stop := func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait() // it was interrupted: the status says nothing
+			_ = os.RemoveAll(dir)
+		}
 		for i := 0; i < 300; i++ {
 			if c, err := net.Dial("unix", sock); err == nil {
-				c.Close()
+				_ = c.Close()
 				return "unix://" + sock, stop, nil
 			}
 			time.Sleep(100 * time.Millisecond)
