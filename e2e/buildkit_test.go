@@ -195,3 +195,48 @@ func layerDigests(t *testing.T, ref string) []string {
 	out := run(t, "skopeo", "inspect", "--tls-verify=false", "--format", "{{range .Layers}}{{.}} {{end}}", ref)
 	return strings.Fields(out)
 }
+
+// TestBuildKitRegistryCache: with --builder buildkit, --cache-to and
+// --cache-from are BuildKit's registry cache. A first daemon builds and
+// exports it; a second, fresh daemon (an empty CI runner's) imports it
+// and, after a source-only change, reuses the dependency install instead
+// of running npm ci again.
+func TestBuildKitRegistryCache(t *testing.T) {
+	host := startRegistry(t, "")
+	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	base := host + "/packer-test/node:22"
+	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.NodeBase(t), "docker://"+base)
+	dir := testutil.CopyFixture(t, "node-express")
+	cache := "registry:" + host + "/team/express-cache:bk"
+	build := func(addr string, args ...string) string {
+		t.Helper()
+		res := packer(t, nil, append([]string{"build", dir, "--builder", "buildkit", "--buildkit-addr", addr, "--base", base,
+			"-o", "oci:" + filepath.Join(t.TempDir(), "layout"), "-t", "app:bk"}, args...)...)
+		if res.err != nil {
+			t.Fatalf("packer build: %v\n%s", res.err, res.stderr)
+		}
+		return res.stderr
+	}
+	build(startBuildkitd(t, host), "--cache-to", cache)
+	if out := run(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/team/express-cache:bk"); !strings.Contains(out, "layers") {
+		t.Fatalf("no cache manifest in the registry:\n%s", out)
+	}
+	src := filepath.Join(dir, "server.js")
+	b, _ := os.ReadFile(src)
+	os.WriteFile(src, append(b, "\n// a source-only change\n"...), 0o644)
+	log := build(startBuildkitd(t, host), "--cache-from", cache)
+	// BuildKit's plain progress: "#N step deps: npm ci …" then "#N CACHED".
+	var vertex string
+	for _, line := range strings.Split(log, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 && strings.Contains(line, "step deps: npm ci") {
+			vertex = strings.Fields(line[i:])[0]
+			break
+		}
+	}
+	if vertex == "" || !strings.Contains(log, vertex+" CACHED") {
+		t.Errorf("the fresh daemon ran npm ci again instead of taking it from the registry cache (vertex %q):\n%s", vertex, log)
+	}
+	if !strings.Contains(log, "importing cache manifest from "+host+"/team/express-cache:bk") {
+		t.Errorf("the log does not show the cache import:\n%s", log)
+	}
+}

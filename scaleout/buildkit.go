@@ -151,7 +151,10 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 	}
 	epoch := strconv.FormatInt(opts.Created.Unix(), 10)
 	solveOpt := bkclient.SolveOpt{
-		LocalMounts: map[string]fsutil.FS{ContextName: fsCtx},
+		// Not nil: the client copies the cache options' attributes into
+		// it (and panics on a nil map).
+		FrontendAttrs: map[string]string{},
+		LocalMounts:   map[string]fsutil.FS{ContextName: fsCtx},
 		Exports: []bkclient.ExportEntry{{
 			Type: bkclient.ExporterOCI,
 			// The image's time; not rewrite-timestamp, which rewrites
@@ -246,7 +249,11 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 				if err != nil {
 					return err
 				}
-				r, err := gc.Solve(gctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+				req := gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true}
+				for _, ce := range e.CacheFrom {
+					req.CacheImports = append(req.CacheImports, gateway.CacheOptionsEntry{Type: "registry", Attrs: ce})
+				}
+				r, err := gc.Solve(gctx, req)
 				if err != nil {
 					return err
 				}
