@@ -126,3 +126,60 @@ func TestDockerfileBuildsWithBuildah(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleOutBadInput: packer dockerfile never replaces a project's own
+// Dockerfile or .dockerignore, and --builder buildkit without a daemon,
+// or with a base only this machine has, fails at once naming what to do;
+// nothing is written.
+func TestScaleOutBadInput(t *testing.T) {
+	t.Parallel()
+	dir := testutil.CopyFixture(t, "node-express") // it has a .dockerignore of its own
+	userIgnore, _ := os.ReadFile(filepath.Join(dir, ".dockerignore"))
+	mine := []byte("FROM scratch\n# the project's own\n")
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), mine, 0o644)
+	res := packer(t, nil, "dockerfile", dir, "--output", dir)
+	if res.err == nil || !strings.Contains(res.stderr, "exists and packer did not write it") {
+		t.Errorf("a project's Dockerfile was replaced or the error is unclear: %v\n%s", res.err, res.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "Dockerfile")); string(b) != string(mine) {
+		t.Errorf("the project's Dockerfile changed")
+	}
+	os.Remove(filepath.Join(dir, "Dockerfile"))
+	res = packer(t, nil, "dockerfile", dir, "--output", dir)
+	if res.err != nil {
+		t.Fatalf("%v\n%s", res.err, res.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ".dockerignore")); string(b) != string(userIgnore) {
+		t.Errorf("the project's .dockerignore changed")
+	}
+	ours, _ := os.ReadFile(filepath.Join(dir, "Dockerfile.dockerignore"))
+	if !strings.Contains(string(ours), strings.TrimSpace(string(userIgnore))) || !strings.Contains(res.stderr, "--ignorefile") {
+		t.Errorf("Dockerfile.dockerignore lacks the project's patterns, or the log does not say how to use it:\n%s\n%s", ours, res.stderr)
+	}
+	// Written again: ours are replaced, the project's still not.
+	if res := packer(t, nil, "dockerfile", dir, "--output", dir); res.err != nil {
+		t.Errorf("a second packer dockerfile --output failed: %v\n%s", res.err, res.stderr)
+	}
+	if res := packer(t, nil, "dockerfile", dir, "--secret", "nope"); res.err == nil || !strings.Contains(res.stderr, "id=NAME,env=VAR") {
+		t.Errorf("a malformed --secret: %v\n%s", res.err, res.stderr)
+	}
+
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--builder", "buildkit"}, "--builder buildkit needs a BuildKit daemon"},
+		{[]string{"--builder", "buildkit", "--buildkit-addr", "unix://" + filepath.Join(t.TempDir(), "none.sock"), "--base", "127.0.0.1:5/x:y"}, "cause: dial unix"},
+		{[]string{"--builder", "buildkit", "--buildkit-addr", "tcp://127.0.0.1:1", "--base", "oci:" + t.TempDir()}, "a BuildKit daemon cannot read"},
+		{[]string{"--builder", "docker"}, `--builder "docker": use packer or buildkit`},
+	} {
+		res := packer(t, []string{"BUILDKIT_HOST="}, append([]string{"build", dir, "-o", "oci:" + out}, tc.args...)...)
+		if res.err == nil || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("packer build %s: %v, want an error with %q:\n%s", strings.Join(tc.args, " "), res.err, tc.want, res.stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("packer build %s wrote %s", strings.Join(tc.args, " "), out)
+		}
+	}
+}

@@ -135,6 +135,17 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 		return nil, nil, fmt.Errorf("connecting to BuildKit at %s: %w; start buildkitd there, or set --buildkit-addr / BUILDKIT_HOST", e.Addr, err)
 	}
 	defer func() { _ = c.Close() }()
+	// The client dials lazily: reach the daemon now, so an address with
+	// nothing behind it fails at once and says so.
+	pingCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	workers, err := c.ListWorkers(pingCtx)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach a BuildKit daemon at %s: start buildkitd there, or point --buildkit-addr (or BUILDKIT_HOST) at one\ncause: %s", e.Addr, lastCause(err))
+	}
+	if len(workers) == 0 {
+		return nil, nil, fmt.Errorf("the BuildKit daemon at %s has no workers: check its configuration (the runc or containerd worker)", e.Addr)
+	}
 
 	out, err := tmpdir.Mkdir(e.TmpDir, "packer-buildkit-")
 	if err != nil {
@@ -198,10 +209,8 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 	build := func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
 		// The daemon's own platform runs the steps (cross builds as the
 		// host executor makes them): its first worker's.
-		if os.Getenv("PACKER_BUILDKIT_BUILD_PLATFORM") == "" {
-			if ws, err := c.ListWorkers(ctx); err == nil && len(ws) > 0 && len(ws[0].Platforms) > 0 {
-				buildPl = ws[0].Platforms[0]
-			}
+		if os.Getenv("PACKER_BUILDKIT_BUILD_PLATFORM") == "" && len(workers[0].Platforms) > 0 {
+			buildPl = workers[0].Platforms[0]
 		}
 		res := gateway.NewResult()
 		var mu sync.Mutex
@@ -332,6 +341,18 @@ func contextID(dir string) string {
 	host, _ := os.Hostname()
 	sum := sha256.Sum256([]byte("packer-context\x00" + host + "\x00" + abs))
 	return hex.EncodeToString(sum[:])[:25]
+}
+
+// lastCause is the innermost message of a gRPC error chain.
+func lastCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "desc = "); i >= 0 {
+		msg = strings.Trim(msg[i+len("desc = "):], `"`)
+	}
+	if i := strings.LastIndex(msg, "Error while dialing: "); i >= 0 {
+		msg = msg[i+len("Error while dialing: "):]
+	}
+	return msg
 }
 
 // pin names ref by digest.
