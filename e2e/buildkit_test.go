@@ -236,6 +236,9 @@ func TestBuildKitRegistryCache(t *testing.T) {
 	if vertex == "" || !strings.Contains(log, vertex+" CACHED") {
 		t.Errorf("the fresh daemon ran npm ci again instead of taking it from the registry cache (vertex %q):\n%s", vertex, log)
 	}
+	if !strings.Contains(log, "(0 steps run, 1 skipped)") {
+		t.Errorf("the build's summary does not count npm ci as skipped:\n%s", log)
+	}
 	if !strings.Contains(log, "importing cache manifest from "+host+"/team/express-cache:bk") {
 		t.Errorf("the log does not show the cache import:\n%s", log)
 	}

@@ -317,13 +317,30 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 	if err != nil {
 		return nil, nil, err
 	}
+	// The display reads a copy; the steps' runs (vertices named "step
+	// NAME: …" by LLB) are counted, run or cached, for the report.
+	shown := make(chan *bkclient.SolveStatus)
+	steps := map[string]bool{} // vertex digest → cached
 	var g errgroup.Group
 	g.Go(func() error {
 		_, err := c.Build(ctx, solveOpt, "packer", build, ch)
 		return err
 	})
 	g.Go(func() error {
-		_, err := display.UpdateFrom(context.WithoutCancel(ctx), ch)
+		defer close(shown)
+		for st := range ch {
+			for _, v := range st.Vertexes {
+				if strings.HasPrefix(v.Name, "step ") && strings.Contains(v.Name, ": ") && !strings.Contains(v.Name, ": its inputs") &&
+					!strings.Contains(v.Name, ": the context") && !strings.Contains(v.Name, ": the output of ") && (v.Completed != nil || v.Cached) {
+					steps[v.Digest.String()] = v.Cached
+				}
+			}
+			shown <- st
+		}
+		return nil
+	})
+	g.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(ctx), shown)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -331,7 +348,18 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 	}
 	logf("BuildKit built %s in %s", platformList(opts.Platforms), time.Since(start).Round(time.Millisecond))
 
-	return e.receive(out, tarPath, p, opts, func(i int) (string, int) { return results[i].baseDigest, results[i].baseLayers })
+	built, rep, err := e.receive(out, tarPath, p, opts, func(i int) (string, int) { return results[i].baseDigest, results[i].baseLayers })
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, cached := range steps {
+		if cached {
+			rep.StepsCached++
+		} else {
+			rep.StepsRun++
+		}
+	}
+	return built, rep, nil
 }
 
 // contextID is a stable name for dir on this machine (see
