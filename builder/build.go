@@ -278,6 +278,13 @@ func (b *builder) noteSecrets() {
 }
 
 func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, *BaseInfo, error) {
+	baseStart := time.Now()
+	phase := func(name string, since time.Time) {
+		if len(b.opts.Platforms) > 1 {
+			name += " " + pl.String()
+		}
+		b.opts.Events.Emit(oci.Event{Type: "phase", Phase: name, Duration: time.Since(since)})
+	}
 	base, info, err := b.base(ctx, pl)
 	if err != nil {
 		return nil, nil, err
@@ -377,6 +384,15 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			}
 		}
 	}
+
+	// The base resolved, fetched and read (its users, init, runtime
+	// versions: cached per digest, so only a new base costs here).
+	if d := time.Since(baseStart); d > 500*time.Millisecond {
+		b.logf("base %s (%s): resolved and read in %s", b.plan.Base, pl.String(), d.Round(time.Millisecond))
+	}
+	phase("base", baseStart)
+	stepsStart := time.Now()
+	defer func() { phase("steps and layers", stepsStart) }()
 
 	// Step outputs, cached by each step's inputs.
 	stepLayers := map[string][]*layers.Layer{}
