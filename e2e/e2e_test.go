@@ -710,7 +710,7 @@ func TestProgressTTY(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(end, "EXIT=0") || !strings.Contains(end, "packer: summary") || !strings.Contains(end, "phases   build") {
+	if !strings.Contains(end, "EXIT=0") || !strings.Contains(end, "packer: summary") || !strings.Contains(end, "phases   base") || !strings.Contains(end, ", build ") {
 		t.Errorf("the build's end in the terminal:\n%s", end)
 	}
 }
