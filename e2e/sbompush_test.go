@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/sbom"
@@ -27,6 +28,8 @@ type uploadLog struct {
 	mu      sync.Mutex
 	pending map[string]int64  // upload path → bytes so far
 	blobs   map[v1.Hash]int64 // uploaded blob → bytes sent
+	repos   map[string]int64  // repository → blob bytes sent to it
+	mounts  map[string]int    // repository → cross-repository mounts asked
 }
 
 func (p *uploadLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +40,9 @@ func (p *uploadLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.ContentLength = int64(len(b))
 		p.mu.Lock()
 		p.pending[r.URL.Path] += int64(len(b))
+		if repo, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/uploads/"); ok {
+			p.repos[repo] += int64(len(b))
+		}
 		if r.Method == http.MethodPut {
 			if h, err := v1.NewHash(r.URL.Query().Get("digest")); err == nil {
 				p.blobs[h] += p.pending[r.URL.Path]
@@ -45,13 +51,56 @@ func (p *uploadLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.Unlock()
 	}
+	if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
+		if repo, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/uploads/"); ok {
+			p.mu.Lock()
+			p.mounts[repo]++
+			p.mu.Unlock()
+		}
+	}
 	httputil.NewSingleHostReverseProxy(p.target).ServeHTTP(w, r)
 }
 
 func (p *uploadLog) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pending, p.blobs = map[string]int64{}, map[v1.Hash]int64{}
+	p.pending, p.blobs, p.repos, p.mounts = map[string]int64{}, map[v1.Hash]int64{}, map[string]int64{}, map[string]int{}
+}
+
+// TestSecondRepositoryMountsBlobs: one build pushed to two repositories
+// of one registry sends its blobs once; the second repository gets them
+// by cross-repository mounts (counted at the registry's door), and both
+// serve the image.
+func TestSecondRepositoryMountsBlobs(t *testing.T) {
+	testutil.NeedTool(t, "npm", "install Node.js")
+	base := testutil.DebianBase(t)
+	reg := startRegistry(t, "")
+	target, _ := url.Parse("http://" + reg)
+	log := &uploadLog{target: target}
+	log.reset()
+	srv := httptest.NewServer(log)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	dir := testutil.CopyFixture(t, "node-express")
+	mustPacker(t, nodeEnv(t), "build", "-q", dir, "--base", base, "--push", "--sbom", "none", "-t", host+"/team-a/express:v1", "-t", host+"/team-b/express:v1")
+	a, b := log.repos["team-a/express"], log.repos["team-b/express"]
+	t.Logf("blob bytes sent: team-a %d, team-b %d (%d mounts)", a, b, log.mounts["team-b/express"])
+	if a < 100_000 {
+		t.Fatalf("the first repository got %d blob bytes; the count proves nothing", a)
+	}
+	if b > 0 || log.mounts["team-b/express"] == 0 {
+		t.Errorf("the second repository got %d blob bytes and %d mounts; want its blobs (and config) mounted from the first", b, log.mounts["team-b/express"])
+	}
+	for _, repo := range []string{"team-a", "team-b"} {
+		d, _ := name.NewTag(reg+"/"+repo+"/express:v1", name.Insecure)
+		img, err := remote.Image(d)
+		if err != nil {
+			t.Fatalf("%s: %v", repo, err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Errorf("%s serves a broken image: %v", repo, err)
+		}
+	}
 }
 
 // TestOneFileChangePushesOnlyItsSBOMShare: the SBOM is split by layer, so

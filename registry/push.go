@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/packer-build/packer/oci"
 )
@@ -37,8 +39,17 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		}
 	}
 	var pushed []name.Digest
+	first := map[string]name.Repository{} // registry → the first repository pushed there
 	for _, repo := range repos {
 		dig := repo.Digest(d.String())
+		res := res
+		if from, ok := first[repo.RegistryStr()]; ok {
+			// The blobs are in that repository now: mounted, not sent
+			// again (go-containerregistry mounts a MountableLayer).
+			res = mountable(res, from)
+		} else {
+			first[repo.RegistryStr()] = repo
+		}
 		wopts := opts
 		if c.Progress != nil {
 			// Bytes of the image's blobs as they go (a fresh channel per
@@ -122,3 +133,99 @@ func (e *TagError) Error() string {
 }
 
 func (e *TagError) Unwrap() error { return e.Err }
+
+// mountable returns res with its layers as remote.MountableLayer from
+// repo, so pushing it to another repository of the same registry asks
+// for a cross-repository mount instead of uploading each blob.
+func mountable(res oci.Result, repo name.Repository) oci.Result {
+	switch r := res.(type) {
+	case v1.ImageIndex:
+		return &mountIndex{idx: r, repo: repo}
+	case v1.Image:
+		return &mountImage{Image: r, repo: repo}
+	}
+	return res
+}
+
+type mountImage struct {
+	v1.Image
+	repo name.Repository
+}
+
+func (m *mountImage) wrap(l v1.Layer) (v1.Layer, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	return &remote.MountableLayer{Layer: l, Reference: m.repo.Digest(d.String())}, nil
+}
+
+func (m *mountImage) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		if out[i], err = m.wrap(l); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (m *mountImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(l)
+}
+
+func (m *mountImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDiffID(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(l)
+}
+
+// ConfigLayer lets the config blob be mounted too.
+func (m *mountImage) ConfigLayer() (v1.Layer, error) {
+	l, err := partial.ConfigLayer(m.Image)
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(l)
+}
+
+// Descriptor keeps the image's own descriptor (its platform in an index).
+func (m *mountImage) Descriptor() (*v1.Descriptor, error) { return partial.Descriptor(m.Image) }
+
+type mountIndex struct {
+	idx  v1.ImageIndex
+	repo name.Repository
+}
+
+func (m *mountIndex) MediaType() (types.MediaType, error)       { return m.idx.MediaType() }
+func (m *mountIndex) Digest() (v1.Hash, error)                  { return m.idx.Digest() }
+func (m *mountIndex) Size() (int64, error)                      { return m.idx.Size() }
+func (m *mountIndex) IndexManifest() (*v1.IndexManifest, error) { return m.idx.IndexManifest() }
+func (m *mountIndex) RawManifest() ([]byte, error)              { return m.idx.RawManifest() }
+func (m *mountIndex) Descriptor() (*v1.Descriptor, error)       { return partial.Descriptor(m.idx) }
+
+func (m *mountIndex) Image(h v1.Hash) (v1.Image, error) {
+	img, err := m.idx.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountImage{Image: img, repo: m.repo}, nil
+}
+
+func (m *mountIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	idx, err := m.idx.ImageIndex(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountIndex{idx: idx, repo: m.repo}, nil
+}
