@@ -128,7 +128,10 @@ func makeSBOMs(ctx context.Context, b *oci.Built, req Request, logf func(string,
 			}
 		}
 		how := "one document"
-		if parts > 0 {
+		switch {
+		case parts == 1:
+			how = "the image's document and 1 layer's"
+		case parts > 1:
 			how = fmt.Sprintf("the image's document and %d layers'", parts)
 		}
 		logf("%s SBOM: %d packages (%s; %s)", t.pl, len(comps), strings.Join(req.SBOM.Formats, ", "), how)
