@@ -345,6 +345,7 @@ func koSuite(packer, fixture string, runs int) error {
 		}},
 	}
 	phases := []string{"cold build", "no-change rebuild", "one-file rebuild"}
+	var goBuild []time.Duration
 	times := map[string]map[string][]time.Duration{}
 	for _, t := range tools {
 		times[t.name] = map[string][]time.Duration{}
@@ -377,6 +378,26 @@ func koSuite(packer, fixture string, runs int) error {
 				}
 				times[t.name][ph] = append(times[t.name][ph], d)
 			}
+			if t.name == "packer" {
+				// The floor for a one-line rebuild: go build alone, the same
+				// kind of change, the same (warm) Go cache.
+				main := filepath.Join(dir, "main.go")
+				b, _ := os.ReadFile(main)
+				b = bytes.Replace(b, []byte(fmt.Sprintf(`"hello from packer, run %d"`, i)), []byte(fmt.Sprintf(`"hello from packer, go build %d"`, i)), 1)
+				if err := os.WriteFile(main, b, 0o644); err != nil {
+					return err
+				}
+				d, err := timeIt(func() error {
+					cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", filepath.Join(tmp, "gobuild-out"), ".")
+					cmd.Dir = dir
+					cmd.Env = append(os.Environ(), "GOCACHE="+gocache, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+					return runQuiet(cmd)
+				})
+				if err != nil {
+					return fmt.Errorf("go build: %w", err)
+				}
+				goBuild = append(goBuild, d)
+			}
 		}
 	}
 	fmt.Printf("\n## go-server fixture → local registry, linux/amd64, same base (%s)\n", registryKind)
@@ -385,6 +406,8 @@ func koSuite(packer, fixture string, runs int) error {
 		p, k := median(times["packer"][ph]), median(times["ko"][ph])
 		fmt.Printf("%-20s %10s %10s %14.2f\n", ph, p.Round(time.Millisecond), k.Round(time.Millisecond), p.Seconds()/k.Seconds())
 	}
+	gb := median(goBuild)
+	fmt.Printf("%-20s %10s %10s %14s   (packer one-file / go build: %.2f×)\n", "go build alone", gb.Round(time.Millisecond), "", "", median(times["packer"]["one-file rebuild"]).Seconds()/gb.Seconds())
 	return nil
 }
 
