@@ -6,6 +6,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/packer-build/packer/plan"
 )
 
 // checkRuntimes compares the plan's runtimes with the base's (its config's
@@ -22,19 +24,53 @@ func (b *builder) checkRuntimes(base v1.Image, facts *baseFacts) error {
 	if err != nil {
 		return fmt.Errorf("reading the base image's config: %w", err)
 	}
+	var dpkg map[string]string
+	if facts != nil {
+		dpkg = facts.Dpkg
+	}
+	have, notes, err := CheckBaseRuntimes(b.plan, cfg.Config.Env, dpkg)
+	if err != nil {
+		return err
+	}
+	b.baseHave = have
+	for _, n := range notes {
+		b.logf("%s", n.Message)
+		for i := range b.checks {
+			if b.checks[i].Want == n.Want {
+				b.checks[i].Want = n.Have
+			}
+		}
+	}
+	return nil
+}
+
+// RuntimeNote says the base has another runtime version than the plan
+// assumed, and the build goes on for it (Have, cut to Want's parts).
+type RuntimeNote struct {
+	Message    string
+	Want, Have string
+}
+
+// CheckBaseRuntimes checks the plan's runtimes against a base's config
+// Env (and its Debian packages' versions, when known): the versions found
+// by runtime name, notes for the ones the build adapts to, and an error
+// for one it cannot (Strict, or outside the app's range). Every engine
+// applies it (packer's own, BuildKit).
+func CheckBaseRuntimes(p *plan.Plan, baseEnv []string, dpkg map[string]string) (map[string]string, []RuntimeNote, error) {
 	env := map[string]string{}
-	for _, kv := range cfg.Config.Env {
+	for _, kv := range baseEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	b.baseHave = map[string]string{}
-	for _, r := range b.plan.BaseRuntimes {
+	found := map[string]string{}
+	var notes []RuntimeNote
+	for _, r := range p.BaseRuntimes {
 		have, from := env[r.Env], "its "+r.Env
-		if have == "" && facts != nil {
-			have, from = facts.Dpkg[r.Dpkg], "its "+r.Dpkg+" package"
+		if have == "" && dpkg != nil {
+			have, from = dpkg[r.Dpkg], "its "+r.Dpkg+" package"
 		}
 		have = strings.TrimPrefix(have, "v")
-		b.baseHave[r.Name] = have
+		found[r.Name] = have
 		if have == "" || have == r.Want || strings.HasPrefix(have, r.Want+".") {
 			continue // the plan's, or nothing packer can tell
 		}
@@ -49,18 +85,14 @@ func (b *builder) checkRuntimes(base v1.Image, facts *baseFacts) error {
 			outside = cerr == nil && verr == nil && !c.Check(v)
 		}
 		if r.Strict || outside {
-			return fmt.Errorf("the base image %s has %s %s (%s), but the build needs %s %s (%s): choose a base with %s %s, or ask for %s %s in the app",
-				b.plan.Base, r.Name, have, from, r.Name, r.Want, asked, r.Name, r.Want, r.Name, shortVersion(have, r.Want))
+			return nil, nil, fmt.Errorf("the base image %s has %s %s (%s), but the build needs %s %s (%s): choose a base with %s %s, or ask for %s %s in the app",
+				p.Base, r.Name, have, from, r.Name, r.Want, asked, r.Name, r.Want, r.Name, shortVersion(have, r.Want))
 		}
 		major := shortVersion(have, r.Want)
-		b.logf("the base image has %s %s (%s), not the %s %s the plan assumed (%s): building for %s %s", r.Name, have, from, r.Name, r.Want, asked, r.Name, major)
-		for i := range b.checks {
-			if b.checks[i].Want == r.Want {
-				b.checks[i].Want = major
-			}
-		}
+		notes = append(notes, RuntimeNote{Want: r.Want, Have: major,
+			Message: fmt.Sprintf("the base image has %s %s (%s), not the %s %s the plan assumed (%s): building for %s %s", r.Name, have, from, r.Name, r.Want, asked, r.Name, major)})
 	}
-	return nil
+	return found, notes, nil
 }
 
 // shortVersion cuts have to as many parts as want has: "20.19.2", "22"

@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +96,17 @@ func TestBuildKitBuilder(t *testing.T) {
 	dir := testutil.CopyFixture(t, "node-express")
 	layout := filepath.Join(t.TempDir(), "layout")
 	ref := host + "/team/express:bk"
-	res := packer(t, nil, "build", dir, "--builder", "buildkit", "--buildkit-addr", addr, "--base", base,
+	// The app asks for Node.js 20.x and the base has 22: refused, as the
+	// daemonless path refuses it, with nothing written.
+	res := packer(t, nil, "build", dir, "--builder", "buildkit", "--buildkit-addr", addr, "--base", base, "-o", "oci:"+layout)
+	if res.err == nil || !strings.Contains(res.stderr, "has Node.js 22.12.0 (its NODE_VERSION), but the build needs Node.js 20") {
+		t.Errorf("a base outside engines.node: %v\n%s", res.err, res.stderr)
+	}
+	if _, err := os.Stat(layout); err == nil {
+		t.Errorf("the refused build wrote %s", layout)
+	}
+	acceptNode22(t, dir)
+	res = packer(t, nil, "build", dir, "--builder", "buildkit", "--buildkit-addr", addr, "--base", base,
 		"--push", "-t", ref, "-o", "oci:"+layout)
 	if res.err != nil {
 		t.Fatalf("packer build --builder buildkit: %v\n%s", res.err, res.stderr)
@@ -117,6 +129,20 @@ func TestBuildKitBuilder(t *testing.T) {
 	}
 	if spdx := mustPacker(t, nil, "sbom", ref); !strings.Contains(spdx, "pkg:npm/express@") {
 		t.Errorf("the pushed image's SBOM lacks express")
+	}
+	// The image config is the daemonless path's: the same build without
+	// BuildKit. Only the entrypoint's init differs (packer's init script,
+	// which execs the base's tini, in place of tini itself).
+	own := filepath.Join(t.TempDir(), "own")
+	mustPacker(t, nil, "build", dir, "--base", base, "-o", "oci:"+own, "-t", "app:own")
+	bkCfg, _ := layoutImage(t, layout).ConfigFile()
+	ownCfg, _ := layoutImage(t, own).ConfigFile()
+	if !slices.Equal(bkCfg.Config.Env, ownCfg.Config.Env) || bkCfg.Config.User != ownCfg.Config.User || bkCfg.Config.WorkingDir != ownCfg.Config.WorkingDir ||
+		!maps.Equal(bkCfg.Config.ExposedPorts, ownCfg.Config.ExposedPorts) || !slices.Equal(bkCfg.Config.Cmd, ownCfg.Config.Cmd) || !bkCfg.Created.Equal(ownCfg.Created.Time) {
+		t.Errorf("image config differs from the daemonless build's:\nbuildkit: %+v %s\npacker:   %+v %s", bkCfg.Config, bkCfg.Created, ownCfg.Config, ownCfg.Created)
+	}
+	if e, o := bkCfg.Config.Entrypoint, ownCfg.Config.Entrypoint; len(e) < 2 || len(o) < 2 || e[len(e)-2] != o[len(o)-2] || e[len(e)-1] != o[len(o)-1] {
+		t.Errorf("entrypoints: buildkit %q, packer %q", e, o)
 	}
 	baseLayers := layerDigests(t, "docker://"+base)
 	got := layerDigests(t, "oci:"+layout+":bk")
@@ -189,6 +215,20 @@ func TestBuildKitPlatformsInOneRequest(t *testing.T) {
 	}
 }
 
+// acceptNode22 widens the fixture's engines.node (20.x) to the Node.js
+// test base's 22.
+func acceptNode22(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "package.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(`"node": "20.x"`), []byte(`"node": ">=20"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // layerDigests lists an image's layer digests (skopeo inspect).
 func layerDigests(t *testing.T, ref string) []string {
 	t.Helper()
@@ -207,6 +247,7 @@ func TestBuildKitRegistryCache(t *testing.T) {
 	base := host + "/packer-test/node:22"
 	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.NodeBase(t), "docker://"+base)
 	dir := testutil.CopyFixture(t, "node-express")
+	acceptNode22(t, dir)
 	cache := "registry:" + host + "/team/express-cache:bk"
 	build := func(addr string, args ...string) string {
 		t.Helper()

@@ -229,6 +229,18 @@ func (e *BuildKit) Build(ctx context.Context, dir string, p *plan.Plan, opts bui
 					if err := json.Unmarshal(raw, &cfg); err != nil {
 						return fmt.Errorf("reading the base %s's config: %w", base, err)
 					}
+					// The base's runtime against the plan's, as packer's
+					// own engine checks it (from its config: the daemon
+					// holds its files).
+					_, notes, err := builder.CheckBaseRuntimes(p, cfg.Config.Env, nil)
+					if err != nil {
+						return err
+					}
+					for _, n := range notes {
+						mu.Lock()
+						logf("%s (%s)", n.Message, pl)
+						mu.Unlock()
+					}
 					pinned, err := pin(ref, dgst.String())
 					if err != nil {
 						return err
