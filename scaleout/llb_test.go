@@ -95,12 +95,14 @@ func TestLLBGolden(t *testing.T) {
 		base   string
 	}{
 		{"go-server", arm64, ""},
-		{"node-nest", amd64, "docker.io/library/node:22-slim@sha256:" + strings.Repeat("a", 64)},
-		{"py-flask", amd64, "docker.io/library/python:3.13-slim@sha256:" + strings.Repeat("b", 64)},
+		{"node-nest", amd64, "registry.example/library/node:22-slim@sha256:" + strings.Repeat("a", 64)},
+		{"py-flask", amd64, "registry.example/library/python:3.13-slim@sha256:" + strings.Repeat("b", 64)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The build image as the engine passes it: resolved and pinned.
 			o := LLBOptions{Platform: tc.target, BuildPlatform: amd64, Base: tc.base, BaseEnv: env, BuildEnv: env,
-				Ignore: []string{"**/.git", "node_modules"}, Context: contextOf(t, tc.name), Secrets: []Secret{{ID: "API_TOKEN", Env: true}}, CA: true, ContextID: "golden"}
+				BuildImage: "registry.example/library/golang:1.22@sha256:" + strings.Repeat("c", 64),
+				Ignore:     []string{"**/.git", "node_modules"}, Context: contextOf(t, tc.name), Secrets: []Secret{{ID: "API_TOKEN", Env: true}}, CA: true, ContextID: "golden"}
 			render := func() string {
 				st, err := LLB(fixturePlan(t, tc.name), o)
 				if err != nil {
