@@ -310,6 +310,9 @@ func TestGoShapes(t *testing.T) {
 			}
 		}},
 		{"go-procfile", "howdy from the web process (uid 65532)", nil},
+		// A gin app with its modules from the Go module proxy and HTML
+		// templates shipped beside the binary.
+		{"go-gin", "<h1>hello from gin</h1>", nil},
 		{"go-work", "hello from the go workspace (uid 65532)", func(t *testing.T, dir string) {
 			r := packer(t, cacheEnv(t), "plan", dir, "--target", "./nope")
 			if r.err == nil || !strings.Contains(r.stderr, "is in none of go.work's modules; choose one of ./api, ./lib") {
