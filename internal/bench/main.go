@@ -367,7 +367,8 @@ func koSuite(packer, fixture string, runs int) error {
 				if ph == "one-file rebuild" {
 					main := filepath.Join(dir, "main.go")
 					b, _ := os.ReadFile(main)
-					b = bytes.Replace(b, []byte(`"hello from packer"`), []byte(fmt.Sprintf(`"hello from packer, run %d"`, i)), 1)
+					// The first "hello from … string (go-server's, go-gin's).
+					b = bytes.Replace(b, []byte(`"hello from `), []byte(fmt.Sprintf(`"hello (run %d) from `, i)), 1)
 					if err := os.WriteFile(main, b, 0o644); err != nil {
 						return err
 					}
@@ -383,7 +384,7 @@ func koSuite(packer, fixture string, runs int) error {
 				// kind of change, the same (warm) Go cache.
 				main := filepath.Join(dir, "main.go")
 				b, _ := os.ReadFile(main)
-				b = bytes.Replace(b, []byte(fmt.Sprintf(`"hello from packer, run %d"`, i)), []byte(fmt.Sprintf(`"hello from packer, go build %d"`, i)), 1)
+				b = bytes.Replace(b, []byte(fmt.Sprintf(`"hello (run %d) from `, i)), []byte(fmt.Sprintf(`"hello (go build %d) from `, i)), 1)
 				if err := os.WriteFile(main, b, 0o644); err != nil {
 					return err
 				}
@@ -400,7 +401,7 @@ func koSuite(packer, fixture string, runs int) error {
 			}
 		}
 	}
-	fmt.Printf("\n## go-server fixture → local registry, linux/amd64, same base (%s)\n", registryKind)
+	fmt.Printf("\n## %s fixture → local registry, linux/amd64, same base (%s)\n", filepath.Base(fixture), registryKind)
 	fmt.Printf("%-20s %10s %10s %14s\n", "phase", "packer", "ko", "packer/ko")
 	for _, ph := range phases {
 		p, k := median(times["packer"][ph]), median(times["ko"][ph])
