@@ -2,27 +2,20 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/packer-build/packer/internal/testutil"
 )
 
 // startBuildkitd runs buildkitd (built by scripts/tools.sh from the Go
-// module proxy) as root on tcp://127.0.0.1 (a remote daemon's form; the
-// unix:// form is the bad-input test's): the runc worker with the
-// overlayfs snapshotter (the native one works too, but copies the root
-// file system for every step: this test took 326 s with it, 84 s with
-// overlayfs), the host's network, registryHost reached over plain HTTP.
-// It returns the address.
+// module proxy; testutil.StartBuildkitd) for the test's lifetime and
+// returns its address.
 func startBuildkitd(t *testing.T, registryHost string) string {
 	t.Helper()
 	bin := testutil.NeedTool(t, "buildkitd", "scripts/tools.sh builds it")
@@ -35,50 +28,22 @@ func startBuildkitd(t *testing.T, registryHost string) string {
 		}
 		t.Skip("SKIP: buildkitd's runc worker needs root here; this end-to-end check did not run")
 	}
-	dir, err := os.MkdirTemp("", "bk-")
+	addr, stop, err := testutil.StartBuildkitd(bin, registryHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`[worker.oci]
-  enabled = true
-  snapshotter = "overlayfs"
-[worker.containerd]
-  enabled = false
-[registry.%q]
-  http = true
-  insecure = true
-`, registryHost)
-	os.WriteFile(filepath.Join(dir, "buildkitd.toml"), []byte(cfg), 0o644)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--root", filepath.Join(dir, "root"), "--addr", "tcp://"+addr,
-		"--config", filepath.Join(dir, "buildkitd.toml"), "--oci-worker-net", "host")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "tcp://" + addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("buildkitd did not start:\n%s", logs.String())
-	return ""
+	t.Cleanup(stop)
+	return addr
+}
+
+// pushBase copies an "oci:DIR:TAG" test base to host/packer-test/name
+// and returns that reference.
+func pushBase(t *testing.T, layout, host, name string) string {
+	t.Helper()
+	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
+	ref := host + "/packer-test/" + name
+	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", layout, "docker://"+ref)
+	return ref
 }
 
 // TestBuildKitBuilder: --builder buildkit solves the plan on a real
@@ -90,9 +55,7 @@ func startBuildkitd(t *testing.T, registryHost string) string {
 func TestBuildKitBuilder(t *testing.T) {
 	host := startRegistry(t, "")
 	addr := startBuildkitd(t, host)
-	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
-	base := host + "/packer-test/node:22"
-	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.NodeBase(t), "docker://"+base)
+	base := pushBase(t, testutil.NodeBase(t), host, "node:22")
 	dir := testutil.CopyFixture(t, "node-express")
 	layout := filepath.Join(t.TempDir(), "layout")
 	ref := host + "/team/express:bk"
@@ -164,9 +127,7 @@ func TestBuildKitBuilder(t *testing.T) {
 func TestBuildKitPlatformsInOneRequest(t *testing.T) {
 	host := startRegistry(t, "")
 	addr := startBuildkitd(t, host)
-	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
-	goImage := host + "/packer-test/golang:1"
-	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.GoBuilderBase(t), "docker://"+goImage)
+	goImage := pushBase(t, testutil.GoBuilderBase(t), host, "golang:1")
 	dir := testutil.CopyFixture(t, "go-server")
 	plan := filepath.Join(t.TempDir(), "plan.json")
 	p := mustPacker(t, nil, "plan", dir, "--json")
@@ -243,9 +204,7 @@ func layerDigests(t *testing.T, ref string) []string {
 // of running npm ci again.
 func TestBuildKitRegistryCache(t *testing.T) {
 	host := startRegistry(t, "")
-	testutil.NeedTool(t, "skopeo", "apt-get install skopeo")
-	base := host + "/packer-test/node:22"
-	run(t, "skopeo", "copy", "-q", "--dest-tls-verify=false", testutil.NodeBase(t), "docker://"+base)
+	base := pushBase(t, testutil.NodeBase(t), host, "node:22")
 	dir := testutil.CopyFixture(t, "node-express")
 	acceptNode22(t, dir)
 	cache := "registry:" + host + "/team/express-cache:bk"

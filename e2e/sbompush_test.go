@@ -61,6 +61,19 @@ func (p *uploadLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httputil.NewSingleHostReverseProxy(p.target).ServeHTTP(w, r)
 }
 
+// countedRegistry starts a registry process behind an uploadLog and
+// returns the registry's address, the proxy's (to push to) and the log.
+func countedRegistry(t *testing.T) (reg, host string, log *uploadLog) {
+	t.Helper()
+	reg = startRegistry(t, "")
+	target, _ := url.Parse("http://" + reg)
+	log = &uploadLog{target: target}
+	log.reset()
+	srv := httptest.NewServer(log)
+	t.Cleanup(srv.Close)
+	return reg, strings.TrimPrefix(srv.URL, "http://"), log
+}
+
 func (p *uploadLog) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -74,13 +87,7 @@ func (p *uploadLog) reset() {
 func TestSecondRepositoryMountsBlobs(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	reg := startRegistry(t, "")
-	target, _ := url.Parse("http://" + reg)
-	log := &uploadLog{target: target}
-	log.reset()
-	srv := httptest.NewServer(log)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	reg, host, log := countedRegistry(t)
 	dir := testutil.CopyFixture(t, "node-express")
 	mustPacker(t, nodeEnv(t), "build", "-q", dir, "--base", base, "--push", "--sbom", "none", "-t", host+"/team-a/express:v1", "-t", host+"/team-b/express:v1")
 	a, b := log.repos["team-a/express"], log.repos["team-b/express"]
@@ -111,13 +118,7 @@ func TestSecondRepositoryMountsBlobs(t *testing.T) {
 func TestOneFileChangePushesOnlyItsSBOMShare(t *testing.T) {
 	testutil.NeedTool(t, "npm", "install Node.js")
 	base := testutil.DebianBase(t)
-	reg := startRegistry(t, "")
-	target, _ := url.Parse("http://" + reg)
-	log := &uploadLog{target: target}
-	log.reset()
-	srv := httptest.NewServer(log)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	_, host, log := countedRegistry(t)
 	dir := testutil.CopyFixture(t, "node-express")
 	cache := t.TempDir()
 	ref := host + "/team/express:v1"

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,37 +39,7 @@ func buildkitSuite(packer string, runs int) error {
 	}
 	tmp := mustTemp()
 	defer os.RemoveAll(tmp)
-	daemon := func() (string, func(), error) {
-		dir, err := os.MkdirTemp("", "bk-")
-		if err != nil {
-			return "", nil, err
-		}
-		cfg := fmt.Sprintf("[worker.oci]\n  enabled = true\n  snapshotter = \"overlayfs\"\n[worker.containerd]\n  enabled = false\n[registry.%q]\n  http = true\n", reg)
-		if err := os.WriteFile(filepath.Join(dir, "buildkitd.toml"), []byte(cfg), 0o644); err != nil {
-			return "", nil, err
-		}
-		sock := filepath.Join(dir, "sock")
-		cmd := exec.Command(bk, "--root", filepath.Join(dir, "root"), "--addr", "unix://"+sock, "--config", filepath.Join(dir, "buildkitd.toml"), "--oci-worker-net", "host")
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			return "", nil, err
-		}
-		stop := func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			_ = cmd.Wait() // it was interrupted: the status says nothing
-			_ = os.RemoveAll(dir)
-		}
-		for i := 0; i < 300; i++ {
-			if c, err := net.Dial("unix", sock); err == nil {
-				_ = c.Close()
-				return "unix://" + sock, stop, nil
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		stop()
-		return "", nil, fmt.Errorf("buildkitd did not start:\n%s", logs.String())
-	}
+	daemon := func() (string, func(), error) { return testutil.StartBuildkitd(bk, reg) }
 	var coldP, coldB, warmP, warmB []time.Duration
 	for i := 0; i < runs; i++ {
 		dir := filepath.Join(tmp, fmt.Sprintf("go-%d", i))
