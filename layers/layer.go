@@ -160,6 +160,14 @@ type Store struct {
 	// registry cache) into w; Open then keeps it.
 	Fetch func(ctx context.Context, d Descriptor, w io.Writer) error
 
+	// Tee, when set, also reads the tar stream of every layer Write makes,
+	// on a goroutine of its own while the layer is compressed (the SBOM
+	// scanner does, so a new layer is not decompressed again to be
+	// scanned). What it leaves unread is drained. The function it returns,
+	// if any, is called with the layer's descriptor once the layer is
+	// stored, and not when the write fails.
+	Tee func(r io.Reader) func(Descriptor)
+
 	mu       sync.Mutex
 	used     map[string][]Descriptor
 	usedMeta map[string][]byte
@@ -307,11 +315,18 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 	if err != nil {
 		return nil, err
 	}
+	tee, teeDone := s.startTee()
+	stored := false
+	defer func() {
+		if !stored {
+			teeDone(errors.New("the layer was not written"))
+		}
+	}()
 	// Two stages on two goroutines: tar + diffID here, gzip + digest +
 	// file write in pipeline(); chunks are handed over through a small
 	// bounded queue, so memory stays constant whatever the layer size.
 	diff := sha256.New()
-	if err := pipeline(zw, func(w io.Writer) error { return write(ContextWriter(ctx, io.MultiWriter(w, diff))) }); err != nil {
+	if err := pipeline(zw, func(w io.Writer) error { return write(ContextWriter(ctx, io.MultiWriter(w, diff, tee))) }); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -327,7 +342,35 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 	if err := os.Rename(tmp.Name(), s.blobPath(d.Digest)); err != nil {
 		return nil, fmt.Errorf("writing layer to cache: %w", err)
 	}
+	stored = true
+	if f := teeDone(nil); f != nil {
+		f(d)
+	}
 	return &Layer{Desc: d, path: s.blobPath(d.Digest)}, nil
+}
+
+// startTee starts s.Tee on a pipe and returns the pipe's writer end (or
+// io.Discard without a Tee) and a function that closes it with err (nil
+// at the end of the tar), waits for the Tee and returns its callback.
+func (s *Store) startTee() (io.Writer, func(err error) func(Descriptor)) {
+	if s.Tee == nil {
+		return io.Discard, func(error) func(Descriptor) { return nil }
+	}
+	pr, pw := io.Pipe()
+	ch := make(chan func(Descriptor), 1)
+	go func() {
+		f := s.Tee(pr)
+		_, _ = io.Copy(io.Discard, pr) // a reader that stopped early (the tar's padding, its own error)
+		ch <- f
+	}()
+	return pw, func(err error) func(Descriptor) {
+		pw.CloseWithError(err) // nil: the reader sees EOF
+		f := <-ch
+		if err != nil {
+			return nil
+		}
+		return f
+	}
 }
 
 // ReadMeta returns a small metadata record stored under key.

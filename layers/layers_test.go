@@ -3,6 +3,7 @@ package layers
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"os"
@@ -333,5 +334,49 @@ func TestParseOwner(t *testing.T) {
 		if (err == nil) != tc.ok || u != tc.uid || g != tc.gid {
 			t.Errorf("ParseOwner(%q) = %d, %d, %v", tc.in, u, g, err)
 		}
+	}
+}
+
+func TestTeeReadsTheLayersTar(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "f", strings.Repeat("some bytes ", 1<<16), 0o644)
+	s, _ := NewStore(t.TempDir())
+	var got []Descriptor
+	var read []byte
+	s.Tee = func(r io.Reader) func(Descriptor) {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Errorf("Tee read: %v", err)
+		}
+		read = b
+		return func(d Descriptor) { got = append(got, d) }
+	}
+	files, _ := Collect(root, nil, nil)
+	l, _, err := s.FromFiles(t.Context(), files, Spec{Dest: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != l.Desc {
+		t.Fatalf("Tee callback got %v, want once with %v", got, l.Desc)
+	}
+	h := sha256.New()
+	h.Write(read)
+	if d := hashOf(h); d != l.Desc.DiffID {
+		t.Errorf("Tee read %d bytes with digest %s; the layer's diffID is %s", len(read), d, l.Desc.DiffID)
+	}
+
+	// A Tee that stops early is drained; a failed write calls no callback.
+	s.Tee = func(r io.Reader) func(Descriptor) {
+		_, _ = r.Read(make([]byte, 10))
+		return func(d Descriptor) { got = append(got, d) }
+	}
+	_, err = s.Write(t.Context(), func(w io.Writer) error {
+		if _, err := w.Write(make([]byte, 4<<20)); err != nil {
+			return err
+		}
+		return errors.New("broken")
+	})
+	if err == nil || len(got) != 1 {
+		t.Fatalf("failed Write() = %v, callbacks %d (want an error and none)", err, len(got)-1)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/plan"
 	"github.com/packer-build/packer/publish"
+	"github.com/packer-build/packer/sbom"
 	"github.com/packer-build/packer/sign"
 )
 
@@ -53,7 +54,8 @@ type Request struct {
 	// Created is the image's creation time (SOURCE_DATE_EPOCH, git, or
 	// the constant).
 	Created time.Time
-	// Store holds layers and the step cache.
+	// Store holds layers and the step cache. With SBOM formats, Run sets
+	// its Tee (when unset) so each new layer is scanned as it is written.
 	Store *layers.Store
 	// Resolve resolves registry and layout bases.
 	Resolve builder.BaseResolver
@@ -152,6 +154,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	redactor := req.Secrets.Redact(log)
 	defer func() { _ = redactor.Flush() }() // the log's own write errors cannot be acted on
 
+	if len(req.SBOM.Formats) > 0 && req.Store != nil && req.Store.Tee == nil {
+		req.Store.Tee = sbom.Tee(req.Store)
+	}
 	start := time.Now()
 	phase := func(name string, since time.Time) {
 		req.Events.Emit(oci.Event{Type: "phase", Phase: name, Duration: time.Since(since)})

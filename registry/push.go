@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/packer-build/packer/oci"
 )
 
@@ -30,6 +32,14 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		return nil, err
 	}
 	opts := c.RemoteOptions(ctx)
+	// One pusher for everything but the image's own write (which reports
+	// progress): it asks each repository for its auth once, and knows the
+	// blobs it uploaded, so the SBOM manifests pushed after the tags need
+	// no second look at them.
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, err
+	}
 	var repos []name.Repository
 	seen := map[string]bool{}
 	for _, t := range tags {
@@ -50,39 +60,33 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		} else {
 			first[repo.RegistryStr()] = repo
 		}
-		wopts := opts
-		if c.Progress != nil {
-			// Bytes of the image's blobs as they go (a fresh channel per
-			// write: go-containerregistry closes it when done).
-			ch := make(chan v1.Update, 16)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for u := range ch {
-					if u.Error == nil {
-						c.Progress(repo.String(), u.Complete, u.Total)
-					}
-				}
-			}()
-			wopts = append(slices.Clone(opts), remote.WithProgress(ch))
-			err := write(dig, res, wopts)
-			<-done
+		// The SBOM documents go up with the image's blobs; their
+		// manifests wait for the tags (below).
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(5) // the image's write (its own 4 jobs) and 4 documents
+		g.Go(func() error { return c.writeImage(dig, res, repo, opts) })
+		for _, r := range att.Referrers {
+			blobs, err := artifactBlobs(r)
 			if err != nil {
-				return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
+				return nil, err
 			}
-		} else if err := write(dig, res, opts); err != nil {
+			for _, l := range blobs {
+				g.Go(func() error { return pusher.Upload(gctx, repo, l) })
+			}
+		}
+		if err := g.Wait(); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
 		}
 		extra := att.Tagged[repo.Name()]
 		for _, tag := range slices.Sorted(maps.Keys(extra)) {
-			if err := remote.Write(repo.Tag(tag), extra[tag], opts...); err != nil {
+			if err := pusher.Push(ctx, repo.Tag(tag), extra[tag]); err != nil {
 				return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
 			}
 		}
 		pushed = append(pushed, dig)
 	}
 	for i, t := range tags {
-		if err := remote.Tag(t, res.(remote.Taggable), opts...); err != nil {
+		if err := pusher.Put(ctx, t, res.(remote.Taggable)); err != nil {
 			return nil, &TagError{Moved: tags[:i], NotMoved: tags[i:], Digest: d.String(), Err: explain("tagging "+t.String(), t.RegistryStr(), err)}
 		}
 	}
@@ -92,12 +96,50 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 			if err != nil {
 				return nil, err
 			}
-			if err := remote.Write(repo.Digest(rd.String()), r, opts...); err != nil {
+			if err := pusher.Push(ctx, repo.Digest(rd.String()), r); err != nil {
 				return nil, fmt.Errorf("the image and its tags are pushed, but its SBOM is not: %w", explain("pushing the SBOM to "+repo.String(), repo.RegistryStr(), err))
 			}
 		}
 	}
 	return pushed, nil
+}
+
+// artifactBlobs are an image's layers and config blob.
+func artifactBlobs(img v1.Image) ([]v1.Layer, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := partial.ConfigLayer(img)
+	if err != nil {
+		return nil, err
+	}
+	return append(ls, cl), nil
+}
+
+// writeImage writes res by digest to repo, reporting its bytes to
+// c.Progress.
+func (c *Client) writeImage(dig name.Digest, res oci.Result, repo name.Repository, opts []remote.Option) error {
+	wopts := opts
+	if c.Progress != nil {
+		// Bytes of the image's blobs as they go (a fresh channel per
+		// write: go-containerregistry closes it when done).
+		ch := make(chan v1.Update, 16)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for u := range ch {
+				if u.Error == nil {
+					c.Progress(repo.String(), u.Complete, u.Total)
+				}
+			}
+		}()
+		wopts = append(slices.Clone(opts), remote.WithProgress(ch))
+		err := write(dig, res, wopts)
+		<-done
+		return err
+	}
+	return write(dig, res, wopts)
 }
 
 func write(ref name.Reference, res oci.Result, opts []remote.Option) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,52 @@ func TestArtifact(t *testing.T) {
 	b.ReadFrom(rc)
 	if b.String() != `{"layer":1}` {
 		t.Errorf("layer document = %q", b.String())
+	}
+}
+
+// A store with the SBOM Tee scans each layer as it writes it: the image's
+// scan then needs neither the layer's blob nor a second pass over it, and
+// finds what a scan of the blob finds.
+func TestTeeScansLayersAsTheyAreWritten(t *testing.T) {
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := layers.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Tee = Tee(store)
+	l, err := store.FromEntries(t.Context(), []layers.Entry{
+		{Name: "/etc/os-release", Mode: 0o644, Data: []byte("ID=debian\nVERSION_ID=\"13\"\n")},
+		{Name: "/var/lib/dpkg/status", Mode: 0o644, Data: []byte(dpkgStatus)},
+		{Name: "/app/server", Mode: 0o755, Data: self},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Scan(t.Context(), img, nil) // from the blob
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 4 {
+		t.Fatalf("scan of the blob found %d components", len(want))
+	}
+	if _, ok := store.ReadMeta(scanKey(l.Desc.Digest)); !ok {
+		t.Fatal("the Tee kept no scan of the layer")
+	}
+	if err := store.Remove(l.Desc.Digest); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Scan(t.Context(), img, store) // from the Tee's record: the blob is gone
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("scan from the Tee:\n%v\nfrom the blob:\n%v", got, want)
 	}
 }

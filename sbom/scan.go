@@ -179,7 +179,7 @@ func scanCached(ctx context.Context, l v1.Layer, cache Cache) (*layerScan, error
 	if err != nil {
 		return nil, err
 	}
-	key := "sbom-layer-v1-" + d.Hex
+	key := scanKey(d)
 	if cache != nil {
 		if b, ok := cache.ReadMeta(key); ok {
 			var ly layerScan
@@ -203,6 +203,28 @@ func scanCached(ctx context.Context, l v1.Layer, cache Cache) (*layerScan, error
 		}
 	}
 	return ly, nil
+}
+
+// scanKey is the cache key of a layer's scan.
+func scanKey(d v1.Hash) string { return "sbom-layer-v1-" + d.Hex }
+
+// Tee returns a layers.Store Tee that scans each layer as the store
+// writes it and keeps the scan in cache, where Scan finds it: a new layer
+// is not decompressed again for the image's SBOM.
+func Tee(cache Cache) func(io.Reader) func(layers.Descriptor) {
+	return func(r io.Reader) func(layers.Descriptor) {
+		ly := &layerScan{Files: map[string][]byte{}}
+		if err := scanLayer(r, ly); err != nil {
+			return nil // Scan reads the stored layer instead
+		}
+		b, err := json.Marshal(ly)
+		if err != nil {
+			return nil
+		}
+		return func(d layers.Descriptor) {
+			_ = cache.WriteMeta(scanKey(d.Digest), b) // best effort, as in scanCached
+		}
+	}
 }
 
 func scanLayer(r io.Reader, ly *layerScan) error {
