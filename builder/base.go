@@ -129,7 +129,7 @@ func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*base
 		}
 	}
 	names := append(append([]string{"etc/passwd", "etc/group", "var/lib/dpkg/status"}, initPaths...), bashPaths...)
-	files, err := findFiles(ctx, base, append(names, muslLoaders()...)...)
+	files, err := findFiles(ctx, base, store, append(names, muslLoaders()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the base image's files: %w", err)
 	}
@@ -210,7 +210,7 @@ func hasID(b []byte, id int) bool {
 // findFiles returns the contents of the named files (paths without a
 // leading slash) as the image's filesystem shows them: the topmost layer
 // that has or deletes a file wins.
-func findFiles(ctx context.Context, img v1.Image, names ...string) (map[string][]byte, error) {
+func findFiles(ctx context.Context, img v1.Image, store *layers.Store, names ...string) (map[string][]byte, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, err
@@ -218,12 +218,19 @@ func findFiles(ctx context.Context, img v1.Image, names ...string) (map[string][
 	out := map[string][]byte{}
 	done := map[string]bool{}
 	for i := len(ls) - 1; i >= 0 && len(done) < len(names); i-- {
+		digest, err := ls[i].Digest()
+		if err != nil {
+			return nil, err
+		}
 		rc, err := ls[i].Uncompressed()
 		if err != nil {
 			return nil, err
 		}
+		// The store's Tee (the SBOM scanner) reads the layer too, so the
+		// image's SBOM need not decompress the base again.
+		r, teeDone := store.TeeReader(layers.ContextReader(ctx, rc))
 		found := map[string]bool{}
-		err = layers.Entries(layers.ContextReader(ctx, rc), func(n string, h *tar.Header, body io.Reader) error {
+		err = layers.Entries(r, func(n string, h *tar.Header, body io.Reader) error {
 			for _, want := range names {
 				if done[want] {
 					continue
@@ -248,6 +255,12 @@ func findFiles(ctx context.Context, img v1.Image, names ...string) (map[string][
 			}
 			return nil
 		})
+		if err == nil {
+			_, err = io.Copy(io.Discard, r) // the tar's padding, for the Tee
+		}
+		if f := teeDone(err); f != nil {
+			f(layers.Descriptor{Digest: digest})
+		}
 		rc.Close()
 		if err != nil {
 			return nil, err

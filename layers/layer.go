@@ -349,6 +349,18 @@ func (s *Store) Write(ctx context.Context, write func(io.Writer) error) (*Layer,
 	return &Layer{Desc: d, path: s.blobPath(d.Digest)}, nil
 }
 
+// TeeReader returns r with what is read from it also going to s.Tee
+// (r itself without a Tee), and a function to call once r is read to its
+// end (err nil) or abandoned: it returns the Tee's callback for the layer,
+// or nil. Reading a base layer's tar once then also scans it.
+func (s *Store) TeeReader(r io.Reader) (io.Reader, func(err error) func(Descriptor)) {
+	if s.Tee == nil {
+		return r, func(error) func(Descriptor) { return nil }
+	}
+	w, done := s.startTee()
+	return io.TeeReader(r, w), done
+}
+
 // startTee starts s.Tee on a pipe and returns the pipe's writer end (or
 // io.Discard without a Tee) and a function that closes it with err (nil
 // at the end of the tar), waits for the Tee and returns its callback.
