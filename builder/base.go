@@ -222,7 +222,7 @@ func findFiles(ctx context.Context, img v1.Image, store *layers.Store, names ...
 		if err != nil {
 			return nil, err
 		}
-		rc, err := ls[i].Uncompressed()
+		rc, err := layers.Uncompressed(ls[i])
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	ggcrtarball "github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -378,5 +382,39 @@ func TestTeeReadsTheLayersTar(t *testing.T) {
 	})
 	if err == nil || len(got) != 1 {
 		t.Fatalf("failed Write() = %v, callbacks %d (want an error and none)", err, len(got)-1)
+	}
+}
+
+// Uncompressed reads a layer from elsewhere, gzip or zstd or plain, as
+// the tar its diffID names.
+func TestUncompressedAnyLayer(t *testing.T) {
+	var tarball bytes.Buffer
+	if err := WriteEntries(&tarball, []Entry{{Name: "/etc/hostname", Mode: 0o644, Data: []byte("x\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	raw := tarball.Bytes()
+	for _, c := range []struct {
+		name string
+		l    func() (v1.Layer, error)
+	}{
+		{"gzip", func() (v1.Layer, error) { return ggcrtarball.LayerFromReader(bytes.NewReader(raw)) }},
+		{"zstd", func() (v1.Layer, error) {
+			return ggcrtarball.LayerFromReader(bytes.NewReader(raw), ggcrtarball.WithCompression("zstd"))
+		}},
+		{"plain", func() (v1.Layer, error) { return static.NewLayer(raw, types.OCIUncompressedLayer), nil }},
+	} {
+		l, err := c.l()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := Uncompressed(l)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("%s: read %d bytes (%v), want the %d-byte tar", c.name, len(got), err, len(raw))
+		}
 	}
 }

@@ -83,7 +83,7 @@ func Unpack(ctx context.Context, img v1.Image, dir string) error {
 		return fmt.Errorf("reading the image's layers: %w", err)
 	}
 	for i, l := range ls {
-		rc, err := l.Uncompressed()
+		rc, err := layers.Uncompressed(l)
 		if err != nil {
 			return fmt.Errorf("reading layer %d: %w", i+1, err)
 		}

@@ -188,7 +188,7 @@ func scanCached(ctx context.Context, l v1.Layer, cache Cache) (*layerScan, error
 			}
 		}
 	}
-	rc, err := l.Uncompressed()
+	rc, err := layers.Uncompressed(l)
 	if err != nil {
 		return nil, err
 	}
