@@ -65,6 +65,8 @@ func main() {
 			err = cacheSuite(*packer, *runs)
 		case "push":
 			err = pushSuite(*packer)
+		case "b2":
+			err = b2Suite(*packer, *runs)
 		case "buildkit":
 			err = buildkitSuite(*packer, *runs)
 		case "layer":
