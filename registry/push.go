@@ -60,6 +60,18 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		} else {
 			first[repo.RegistryStr()] = repo
 		}
+		if len(att.Referrers) > 0 {
+			// Pushed before (a rebuild with no change): nothing to
+			// upload, and the SBOM documents are there too, or are
+			// uploaded with their manifests below.
+			if desc, err := remote.Head(dig, opts...); err == nil && desc.Digest == d {
+				pushed = append(pushed, dig)
+				if err := c.pushTagged(ctx, pusher, repo, att); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		// The SBOM documents go up with the image's blobs; their
 		// manifests wait for the tags (below).
 		g, gctx := errgroup.WithContext(ctx)
@@ -77,11 +89,8 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		if err := g.Wait(); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
 		}
-		extra := att.Tagged[repo.Name()]
-		for _, tag := range slices.Sorted(maps.Keys(extra)) {
-			if err := pusher.Push(ctx, repo.Tag(tag), extra[tag]); err != nil {
-				return nil, explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
-			}
+		if err := c.pushTagged(ctx, pusher, repo, att); err != nil {
+			return nil, err
 		}
 		pushed = append(pushed, dig)
 	}
@@ -102,6 +111,18 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		}
 	}
 	return pushed, nil
+}
+
+// pushTagged pushes the images stored under tags of their own (cosign
+// signatures) to repo.
+func (c *Client) pushTagged(ctx context.Context, pusher *remote.Pusher, repo name.Repository, att oci.Attachments) error {
+	extra := att.Tagged[repo.Name()]
+	for _, tag := range slices.Sorted(maps.Keys(extra)) {
+		if err := pusher.Push(ctx, repo.Tag(tag), extra[tag]); err != nil {
+			return explain("pushing the signature to "+repo.String(), repo.RegistryStr(), err)
+		}
+	}
+	return nil
 }
 
 // artifactBlobs are an image's layers and config blob.

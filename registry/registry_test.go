@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -34,6 +35,7 @@ import (
 	"github.com/packer-build/packer/oci"
 	"github.com/packer-build/packer/publish"
 	"github.com/packer-build/packer/registry"
+	"github.com/packer-build/packer/sbom"
 )
 
 var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -223,5 +225,53 @@ func TestErrorsKeepTransportError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "not found on") {
 		t.Errorf("Resolve(missing) = %v, want the explanation", err)
+	}
+}
+
+// An image pushed before without its SBOM (a rebuild with no change, the
+// SBOM turned on since) gets the SBOM's manifest and blobs on the next
+// push, though the image's own upload is skipped.
+func TestPushAddsReferrersToAnImageAlreadyThere(t *testing.T) {
+	host := newRegistry(t)
+	c := &registry.Client{}
+	res := buildFixture(t, "", c)
+	tag, err := c.ParseTag(host + "/team/hello:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(t.Context(), res, []name.Tag{tag}, oci.Attachments{}); err != nil {
+		t.Fatal(err)
+	}
+	img := res.(v1.Image)
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte(`{"spdxVersion":"SPDX-2.3"}`)
+	art, err := sbom.Artifact(*desc, sbom.SPDXType, []sbom.File{{Name: "sbom.spdx.json", Data: doc}}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(t.Context(), res, []name.Tag{tag}, oci.Attachments{Referrers: []v1.Image{art}}); err != nil {
+		t.Fatalf("second Push() = %v", err)
+	}
+	idx, err := remote.Referrers(tag.Context().Digest(desc.Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, _ := art.Digest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != ad {
+		t.Fatalf("referrers = %+v, want the SBOM artifact %s", im.Manifests, ad)
+	}
+	pulled, err := remote.Image(tag.Context().Digest(ad.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("the SBOM artifact in the registry: %v", err)
 	}
 }

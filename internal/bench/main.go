@@ -1,17 +1,21 @@
 // Command bench measures packer against baselines in the same run and
-// prints medians and ratios (make bench). Two suites:
+// prints medians and ratios (make bench). The suites (#16's B1-B6):
 //
-//	layer  packer's layer writer (tar → klauspost gzip → sha256, one pass)
-//	       vs `tar -c | gzip -6 | sha256sum` and go-containerregistry's
-//	       tarball layer, on the Go installation's tree (GOROOT, ~270 MB);
-//	       peak RSS of packer's writer measured in a child process.
-//	ko     the go-server fixture: cold build, no-change rebuild and one-file
-//	       rebuild, packer vs ko, same base, same local registry.
-//	node   Node.js and Python fixtures on the Debian test base.
-//	executor  steps inside the image vs on the host: the base's unpack, a
-//	       no-op step, cold and one-file rebuilds (interleaved).
+//	layer     B3: packer's layer writer (tar → pgzip, or zstd → sha256,
+//	          one pass) vs `tar | gzip/pigz/zstd | sha256sum` and
+//	          go-containerregistry's tarball layer, on GOROOT; peak RSS.
+//	ko        B1: go-server and go-gin, cold / no-change / one-file, packer
+//	          vs ko, same base, same local registry; `go build` alone.
+//	node      B2/B4: Express, NestJS, Flask, FastAPI on the Debian test
+//	          base (-only all: every Node.js and Python fixture).
+//	b2        B2 pushed: Express and NestJS to a registry holding the base:
+//	          time, bytes pushed, image size; cold against its floor.
+//	cache     B5: an empty cache dir with --cache-from a registry cache.
+//	push      what a one-file change uploads (SBOM share).
+//	executor  steps inside the image vs on the host (not in the default).
+//	buildkit  --builder buildkit vs packer (not in the default).
 //
-// Usage: bench [-packer bin/packer] [-runs 3] [-suite layer,ko] [-tree DIR]
+// Usage: bench [-packer bin/packer] [-runs 5] [-suite layer,ko] [-tree DIR]
 package main
 
 import (
@@ -50,12 +54,12 @@ func main() {
 		return
 	}
 	packer := flag.String("packer", "bin/packer", "packer binary")
-	runs := flag.Int("runs", 3, "runs per measurement (medians are reported)")
-	suites := flag.String("suite", "layer,ko,node,executor", "suites to run")
+	runs := flag.Int("runs", 5, "runs per measurement (medians are reported)")
+	suites := flag.String("suite", "layer,ko,node,b2,cache,push", "suites to run")
 	tree := flag.String("tree", "", "tree for the layer suite (default: GOROOT)")
 	rootfsCold := flag.Bool("rootfs-cold", false, "executor suite: count the base's unpack in every cold in-image build")
-	fixture := flag.String("fixture", "testdata/fixtures/go-server", "Go fixture for the ko suite")
-	flag.StringVar(&nodeOnly, "only", "", "node suite: only the fixtures whose row name contains this")
+	fixture := flag.String("fixture", "testdata/fixtures/go-server,testdata/fixtures/go-gin", "Go fixtures for the ko suite (comma-separated)")
+	flag.StringVar(&nodeOnly, "only", "", "node suite: only the fixtures whose row name contains this (all: every fixture; default: B2's and B4's)")
 	flag.Parse()
 	fmt.Printf("# packer bench %s, %d runs each, medians\n", time.Now().UTC().Format("2006-01-02"), *runs)
 	for _, s := range strings.Split(*suites, ",") {
@@ -72,7 +76,11 @@ func main() {
 		case "layer":
 			err = layerSuite(*tree, *runs)
 		case "ko":
-			err = koSuite(*packer, *fixture, *runs)
+			for _, f := range strings.Split(*fixture, ",") {
+				if err = koSuite(*packer, f, *runs); err != nil {
+					break
+				}
+			}
 		case "node":
 			err = nodeSuite(*packer, *runs)
 		case "executor":
