@@ -117,17 +117,14 @@ func initEntries(bashPath string) []layers.Entry {
 // inspectBase scans the base's layers (top down) once per base digest and
 // caches the result in the store: a Debian base is ~260 MB to decompress.
 func inspectBase(ctx context.Context, store *layers.Store, base v1.Image) (*baseFacts, error) {
+	if f := cachedFacts(store, base); f != nil {
+		return f, nil
+	}
 	d, err := base.Digest()
 	if err != nil {
 		return nil, err
 	}
-	key := "base-facts-v4-" + d.Hex
-	if b, ok := store.ReadMeta(key); ok {
-		var f baseFacts
-		if json.Unmarshal(b, &f) == nil {
-			return &f, nil
-		}
-	}
+	key := factsKey(d)
 	names := append(append([]string{"etc/passwd", "etc/group", "var/lib/dpkg/status"}, initPaths...), bashPaths...)
 	files, err := findFiles(ctx, base, store, append(names, muslLoaders()...)...)
 	if err != nil {
@@ -210,6 +207,26 @@ func hasID(b []byte, id int) bool {
 // findFiles returns the contents of the named files (paths without a
 // leading slash) as the image's filesystem shows them: the topmost layer
 // that has or deletes a file wins.
+// factsKey is the cache key of a base's facts.
+func factsKey(d v1.Hash) string { return "base-facts-v4-" + d.Hex }
+
+// cachedFacts returns the base's facts from the cache, or nil.
+func cachedFacts(store *layers.Store, base v1.Image) *baseFacts {
+	d, err := base.Digest()
+	if err != nil {
+		return nil
+	}
+	b, ok := store.ReadMeta(factsKey(d))
+	if !ok {
+		return nil
+	}
+	var f baseFacts
+	if json.Unmarshal(b, &f) != nil {
+		return nil
+	}
+	return &f
+}
+
 func findFiles(ctx context.Context, img v1.Image, store *layers.Store, names ...string) (map[string][]byte, error) {
 	ls, err := img.Layers()
 	if err != nil {

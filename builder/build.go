@@ -319,10 +319,22 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	}
 
 	// System layer: the non-root user, when the base lacks it.
+	b.systemDirs, b.systemKey = nil, ""
 	var facts *baseFacts
+	var early *earlySteps
 	if b.plan.Base != plan.BaseScratch && b.plan.Base != plan.BaseStatic && (b.plan.User != "" || b.plan.Init || len(b.plan.BaseRuntimes) > 0) {
-		if facts, err = inspectBase(ctx, b.opts.Store, base); err != nil {
-			return nil, nil, err
+		if facts = cachedFacts(b.opts.Store, base); facts == nil {
+			if b.hostWithoutFacts(ctx, base) {
+				// A base not read before: its files (users, init,
+				// Debian packages, C library) are read while the steps
+				// run on this machine, as the base's config says they
+				// will; the choice is made again once they are read.
+				if facts, early, err = b.stepsWhileReading(ctx, pl, base); err != nil {
+					return nil, nil, err
+				}
+			} else if facts, err = inspectBase(ctx, b.opts.Store, base); err != nil {
+				return nil, nil, err
+			}
 		}
 		if err := b.checkRuntimes(base, facts); err != nil {
 			return nil, nil, err
@@ -368,7 +380,6 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	if err := b.chooseExecutor(ctx, pl, base, facts); err != nil {
 		return nil, nil, err
 	}
-	b.systemDirs, b.systemKey = nil, ""
 	if !b.plan.System.Empty() {
 		img, inImage := b.exec.(InImage)
 		if !inImage || runBase(base, b.plan.Base) == nil {
@@ -387,7 +398,7 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 
 	// The base resolved, fetched and read (its users, init, runtime
 	// versions: cached per digest, so only a new base costs here).
-	if d := time.Since(baseStart); d > 500*time.Millisecond {
+	if d := time.Since(baseStart); d > 500*time.Millisecond && early == nil {
 		b.logf("base %s (%s): resolved and read in %s", b.plan.Base, pl.String(), d.Round(time.Millisecond))
 	}
 	phase("base", baseStart)
@@ -395,15 +406,20 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	defer func() { phase("steps and layers", stepsStart) }()
 
 	// Step outputs, cached by each step's inputs.
-	stepLayers := map[string][]*layers.Layer{}
-	stepCached := map[string]bool{}
-	var stagingDir string
-	for _, s := range b.plan.Steps {
-		ls, cached, err := b.runStep(ctx, s, pl, base, &stagingDir, stepLayers, stepCached)
-		if err != nil {
+	var stepLayers map[string][]*layers.Layer
+	var stepCached map[string]bool
+	switch {
+	case early != nil && executorName(b.exec) == ModeHost:
+		stepLayers, stepCached = early.layers, early.cached
+		stepsStart = early.start
+	default:
+		if early != nil {
+			b.logf("the base's files changed where the steps run (%s): they run again", b.report.Executors[pl.String()].Why)
+			b.report.StepsRun, b.report.StepsCached = early.run, early.skipped
+		}
+		if stepLayers, stepCached, err = b.runSteps(ctx, pl, base); err != nil {
 			return nil, nil, err
 		}
-		stepLayers[s.Name], stepCached[s.Name] = ls, cached
 	}
 	for _, l := range b.plan.Layers {
 		if l.From == plan.FromInline {
@@ -888,6 +904,99 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 		return nil, false, fmt.Errorf("recording step cache: %w", err)
 	}
 	return ls, false, nil
+}
+
+// runSteps runs the plan's steps for pl in a staging copy of its own,
+// and returns their layers and which came from the cache, by step.
+func (b *builder) runSteps(ctx context.Context, pl v1.Platform, base v1.Image) (map[string][]*layers.Layer, map[string]bool, error) {
+	stepLayers := map[string][]*layers.Layer{}
+	stepCached := map[string]bool{}
+	var stagingDir string
+	for _, s := range b.plan.Steps {
+		ls, cached, err := b.runStep(ctx, s, pl, base, &stagingDir, stepLayers, stepCached)
+		if err != nil {
+			return nil, nil, err
+		}
+		stepLayers[s.Name], stepCached[s.Name] = ls, cached
+	}
+	return stepLayers, stepCached, nil
+}
+
+// earlySteps are the steps run while the base's files were read.
+type earlySteps struct {
+	layers       map[string][]*layers.Layer
+	cached       map[string]bool
+	start        time.Time
+	run, skipped int // the report's counts before them
+}
+
+// hostWithoutFacts says whether the steps run on this machine by what the
+// base's config alone tells (its runtime versions in Env; the plan's
+// where it tells none), with no system packages to install in the image.
+func (b *builder) hostWithoutFacts(ctx context.Context, base v1.Image) bool {
+	if len(b.plan.Steps) == 0 || !b.plan.System.Empty() {
+		return false
+	}
+	switch b.opts.Executor.(type) {
+	case Host:
+		return true
+	case Auto:
+	default:
+		return false
+	}
+	cfg, err := base.ConfigFile()
+	if err != nil {
+		return false
+	}
+	have, _, err := CheckBaseRuntimes(b.plan, cfg.Config.Env, nil)
+	if err != nil {
+		return false // refused: said once the files are read
+	}
+	if b.hostHave == nil {
+		b.hostHave = hostVersions(ctx, b.dir, b.plan.BaseRuntimes)
+	}
+	c, err := decide(planChooseIn(b.plan, ModeAuto, b.hostHave, have))
+	return err == nil && c.Mode == ModeHost
+}
+
+// stepsWhileReading reads the base's files on another goroutine while
+// the steps run here on this machine. A failed read stops the steps; the
+// read's error then wins over theirs.
+func (b *builder) stepsWhileReading(ctx context.Context, pl v1.Platform, base v1.Image) (*baseFacts, *earlySteps, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type read struct {
+		f   *baseFacts
+		err error
+	}
+	done := make(chan read, 1)
+	start := time.Now()
+	go func() {
+		f, err := inspectBase(rctx, b.opts.Store, base)
+		if err != nil {
+			cancel(err)
+		}
+		done <- read{f, err}
+	}()
+	early := &earlySteps{start: time.Now(), run: b.report.StepsRun, skipped: b.report.StepsCached}
+	b.exec = Host{}
+	b.logf("steps (%s) start on this machine while the base's files are read (the base's config names no other runtime)", pl.String())
+	var serr error
+	early.layers, early.cached, serr = b.runSteps(rctx, pl, base)
+	if serr != nil {
+		cancel(serr) // the read is not needed any more
+	}
+	r := <-done
+	switch {
+	case r.err != nil && context.Cause(rctx) == r.err: // the read failed first
+		return nil, nil, r.err
+	case serr != nil:
+		return nil, nil, serr
+	case r.err != nil:
+		return nil, nil, r.err
+	}
+	b.logf("base %s (%s): files read in %s, while the steps ran", b.plan.Base, pl.String(), time.Since(start).Round(time.Millisecond))
+	return r.f, early, nil
 }
 
 // toolchain runs the step's toolchain probe once per build.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/packer-build/packer/builder"
@@ -301,5 +306,90 @@ func TestConcurrentBuildsShareCache(t *testing.T) {
 	// Nothing half-written is left in the store.
 	if ents, _ := os.ReadDir(filepath.Join(cache, "tmp")); len(ents) != 0 {
 		t.Errorf("%d temp files left in the cache", len(ents))
+	}
+}
+
+// fakeBase is a one-layer base with users; broken makes reading its layer
+// fail.
+func fakeBase(t *testing.T, broken bool) builder.BaseResolver {
+	var buf bytes.Buffer
+	if err := layers.WriteEntries(&buf, []layers.Entry{
+		{Name: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\n")},
+		{Name: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\n")},
+		{Name: "/usr/share/doc/filler", Mode: 0o644, Data: bytes.Repeat([]byte("filler "), 1<<20)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var l v1.Layer
+	var err error
+	if l, err = tarball.LayerFromReader(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if broken {
+		l = brokenLayer{l}
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(context.Context, string, v1.Platform) (v1.Image, *builder.BaseInfo, error) { return img, nil, nil }
+}
+
+type brokenLayer struct{ v1.Layer }
+
+func (brokenLayer) Compressed() (io.ReadCloser, error) {
+	return nil, errors.New("the registry hung up")
+}
+
+// A base read for the first time is read while the steps run on this
+// machine; the image is the one a build with the base's facts already
+// known makes. A base that cannot be read fails the build with that
+// cause, not the steps'.
+func TestStepsRunWhileTheBaseIsRead(t *testing.T) {
+	testutil.NeedTool(t, "go", "install Go")
+	dir := testutil.CopyFixture(t, "go-server")
+	p := planFor(t, dir)
+	p.Base = "registry.example/base:1"
+	store, err := layers.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(resolve builder.BaseResolver, noCache bool) (string, string, error) {
+		var log bytes.Buffer
+		res, _, err := builder.Build(t.Context(), dir, p, builder.Options{
+			Platforms: []v1.Platform{amd64}, Store: store, Log: &log, Version: "test", Created: time.Unix(0, 0),
+			Resolve: resolve, NoCache: noCache,
+		})
+		if err != nil {
+			return "", log.String(), err
+		}
+		return digest(t, res.Result), log.String(), nil
+	}
+	first, log, err := build(fakeBase(t, false), false)
+	if err != nil {
+		t.Fatalf("Build() = %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "while the base's files are read") || !strings.Contains(log, "files read in") {
+		t.Errorf("the first build did not run its steps while reading the base:\n%s", log)
+	}
+	again, log, err := build(fakeBase(t, false), true) // the facts are cached now; the steps run again
+	if err != nil {
+		t.Fatalf("second Build() = %v\n%s", err, log)
+	}
+	if strings.Contains(log, "while the base's files are read") || !strings.Contains(log, "step build") {
+		t.Errorf("the second build read the base again or ran no step:\n%s", log)
+	}
+	if again != first {
+		t.Errorf("digest %s with the steps run while the base was read, %s after", first, again)
+	}
+
+	store, _ = layers.NewStore(t.TempDir())
+	_, log, err = build(fakeBase(t, true), false)
+	if err == nil || !strings.Contains(err.Error(), "reading the base image's files") || !strings.Contains(err.Error(), "the registry hung up") {
+		t.Errorf("Build() on a base that cannot be read = %v, want the base's error\n%s", err, log)
 	}
 }
