@@ -50,6 +50,7 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 	}
 	var pushed []name.Digest
 	first := map[string]name.Repository{} // registry → the first repository pushed there
+	there := map[string]bool{}            // repositories that held the image already
 	for _, repo := range repos {
 		dig := repo.Digest(d.String())
 		res := res
@@ -65,6 +66,7 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 			// upload, and the SBOM documents are there too, or are
 			// uploaded with their manifests below.
 			if desc, err := remote.Head(dig, opts...); err == nil && desc.Digest == d {
+				there[repo.String()] = true
 				pushed = append(pushed, dig)
 				if err := c.pushTagged(ctx, pusher, repo, att); err != nil {
 					return nil, err
@@ -95,7 +97,11 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		pushed = append(pushed, dig)
 	}
 	for i, t := range tags {
-		if err := pusher.Put(ctx, t, res.(remote.Taggable)); err != nil {
+		put := pusher.Put
+		if there[t.Context().String()] {
+			put = pusher.Push // looks at the tag first: usually it points there already
+		}
+		if err := put(ctx, t, res.(remote.Taggable)); err != nil {
 			return nil, &TagError{Moved: tags[:i], NotMoved: tags[i:], Digest: d.String(), Err: explain("tagging "+t.String(), t.RegistryStr(), err)}
 		}
 	}

@@ -229,8 +229,8 @@ func TestErrorsKeepTransportError(t *testing.T) {
 }
 
 // An image pushed before without its SBOM (a rebuild with no change, the
-// SBOM turned on since) gets the SBOM's manifest and blobs on the next
-// push, though the image's own upload is skipped.
+// SBOM turned on since) gets the SBOM's manifest and blobs, and a new
+// tag, on the next push, though the image's own upload is skipped.
 func TestPushAddsReferrersToAnImageAlreadyThere(t *testing.T) {
 	host := newRegistry(t)
 	c := &registry.Client{}
@@ -252,8 +252,17 @@ func TestPushAddsReferrersToAnImageAlreadyThere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Push(t.Context(), res, []name.Tag{tag}, oci.Attachments{Referrers: []v1.Image{art}}); err != nil {
+	tag2, err := c.ParseTag(host + "/team/hello:v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(t.Context(), res, []name.Tag{tag, tag2}, oci.Attachments{Referrers: []v1.Image{art}}); err != nil {
 		t.Fatalf("second Push() = %v", err)
+	}
+	for _, tg := range []name.Tag{tag, tag2} {
+		if d, err := remote.Head(tg); err != nil || d.Digest != desc.Digest {
+			t.Errorf("%s = %v (%v), want %s", tg, d, err, desc.Digest)
+		}
 	}
 	idx, err := remote.Referrers(tag.Context().Digest(desc.Digest.String()))
 	if err != nil {
