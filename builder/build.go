@@ -899,11 +899,24 @@ func (b *builder) runStep(ctx context.Context, s plan.Step, pl v1.Platform, base
 			return nil, false, fmt.Errorf("writing layer %s: %w", spec.Name, err)
 		}
 		ls = append(ls, l)
+		if b.needed(s.Name) {
+			b.seedTree(s.Name, *staging, l, strings.TrimPrefix(path.Clean(spec.Dest), "/"), files)
+		}
 	}
 	if err := b.opts.Store.Record(key, ls); err != nil {
 		return nil, false, fmt.Errorf("recording step cache: %w", err)
 	}
 	return ls, false, nil
+}
+
+// needed says whether a later step needs step's output.
+func (b *builder) needed(step string) bool {
+	for _, s := range b.plan.Steps {
+		if slices.Contains(s.Needs, step) {
+			return true
+		}
+	}
+	return false
 }
 
 // runSteps runs the plan's steps for pl in a staging copy of its own,
@@ -948,15 +961,20 @@ func (b *builder) hostWithoutFacts(ctx context.Context, base v1.Image) bool {
 	if err != nil {
 		return false
 	}
-	have, _, err := CheckBaseRuntimes(b.plan, cfg.Config.Env, nil)
+	have, notes, err := CheckBaseRuntimes(b.plan, cfg.Config.Env, nil)
 	if err != nil {
 		return false // refused: said once the files are read
 	}
 	if b.hostHave == nil {
 		b.hostHave = hostVersions(ctx, b.dir, b.plan.BaseRuntimes)
 	}
-	c, err := decide(planChooseIn(b.plan, ModeAuto, b.hostHave, have))
-	return err == nil && c.Mode == ModeHost
+	if c, err := decide(planChooseIn(b.plan, ModeAuto, b.hostHave, have)); err != nil || c.Mode != ModeHost {
+		return false
+	}
+	// The toolchain checks aim at the versions the config names, as
+	// checkRuntimes aims them (it logs the notes once the files are read).
+	b.aimChecks(notes)
+	return true
 }
 
 // stepsWhileReading reads the base's files on another goroutine while

@@ -35,13 +35,21 @@ func (b *builder) checkRuntimes(base v1.Image, facts *baseFacts) error {
 	b.baseHave = have
 	for _, n := range notes {
 		b.logf("%s", n.Message)
+	}
+	b.aimChecks(notes)
+	return nil
+}
+
+// aimChecks aims the toolchain checks at the base's versions the notes
+// name, in place of the plan's.
+func (b *builder) aimChecks(notes []RuntimeNote) {
+	for _, n := range notes {
 		for i := range b.checks {
 			if b.checks[i].Want == n.Want {
 				b.checks[i].Want = n.Have
 			}
 		}
 	}
-	return nil
 }
 
 // RuntimeNote says the base has another runtime version than the plan

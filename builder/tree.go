@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/packer-build/packer/internal/tmpdir"
 	"github.com/packer-build/packer/layers"
@@ -112,6 +113,61 @@ func (b *builder) cachedTree(ctx context.Context, l *layers.Layer, dest string) 
 	}
 	layers.MarkUsed(final)
 	return final, nil
+}
+
+// seedTree makes a step's output, just written as layer l, the cache's
+// extracted copy of l: its files hard-linked from the staging copy, so
+// the next build that needs the output links it instead of extracting the
+// layer (NestJS's dev dependencies: ~10 s on the first rebuild after a
+// cold build). The staging copy's later steps are checked for writes into
+// it as for a restored tree. Best effort: on any failure there is no
+// copy, and the next build extracts the layer as before.
+func (b *builder) seedTree(step, staging string, l *layers.Layer, dest string, files []layers.File) {
+	start := time.Now()
+	parent := filepath.Join(b.opts.Store.Dir, "trees")
+	final := filepath.Join(parent, treeKey(l.Desc.Digest.String(), dest))
+	if _, err := os.Stat(final); err == nil {
+		return
+	}
+	if os.MkdirAll(parent, 0o755) != nil {
+		return
+	}
+	tmp, err := tmpdir.Mkdir(parent, ".extract-")
+	if err != nil {
+		return
+	}
+	defer os.RemoveAll(tmp)
+	root := filepath.Join(tmp, "tree")
+	if os.Mkdir(root, 0o755) != nil {
+		return
+	}
+	for _, f := range files {
+		target := filepath.Join(root, filepath.FromSlash(f.Rel))
+		if !f.IsDir() && os.MkdirAll(filepath.Dir(target), 0o755) != nil {
+			return
+		}
+		switch {
+		case f.IsDir():
+			err = os.MkdirAll(target, 0o755)
+		case f.Mode&fs.ModeSymlink != 0:
+			err = os.Symlink(f.Link, target)
+		case f.Mode.IsRegular():
+			err = os.Link(f.Abs, target)
+		}
+		if err != nil {
+			return // another file system (EXDEV), or anything else
+		}
+	}
+	sum, stamps, err := stampTree(root)
+	if err != nil || os.WriteFile(filepath.Join(tmp, "stamp"), []byte(sum), 0o644) != nil || os.Chmod(tmp, 0o755) != nil {
+		return
+	}
+	if os.Rename(tmp, final) != nil {
+		return // a concurrent build made it first
+	}
+	layers.MarkUsed(final)
+	b.linked[staging] = append(b.linked[staging], &linkedTree{dir: final, files: stamps})
+	b.logf("step %s: its output kept as the cache's extracted copy for later builds (%d files linked in %s)", step, len(stamps), time.Since(start).Round(time.Millisecond))
 }
 
 // stampTree hashes every regular file's path, size, mode and time, in

@@ -84,8 +84,11 @@ func TestCachedDevDependenciesStayUnchanged(t *testing.T) {
 		return m
 	}
 
-	build() // installs
-	log := build()
+	log := build() // installs, and keeps the dev dependencies as the extracted copy
+	if !strings.Contains(log, "step devdeps: its output kept as the cache's extracted copy") || len(trees()) != 1 {
+		t.Fatalf("the cold build kept no copy of the dev dependencies (trees %v); log:\n%s", trees(), log)
+	}
+	log = build()
 	if !strings.Contains(log, "linked from the cache's extracted copy") || seen != "dev" || len(trees()) != 1 {
 		t.Fatalf("second build: saw %q, trees %v; log:\n%s", seen, trees(), log)
 	}
@@ -121,5 +124,21 @@ func TestCachedDevDependenciesStayUnchanged(t *testing.T) {
 	}
 	if got := fake.takeRan(); strings.Count(strings.Join(got, " "), "devdeps") != 1 {
 		t.Errorf("the dev dependencies were installed again: %v", got)
+	}
+
+	// A cold build whose build step writes into the copy it just kept.
+	cacheDir = t.TempDir()
+	if store, err = layers.NewStore(cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	mode = "write in place"
+	log = build()
+	if !strings.Contains(log, "warning: step build wrote into compiler/index.js") || len(trees()) != 0 {
+		t.Fatalf("a cold build's write into its kept copy: trees %v; log:\n%s", trees(), log)
+	}
+	mode = ""
+	log = build()
+	if seen != "dev" || !strings.Contains(log, "linked from the cache's extracted copy") {
+		t.Errorf("after the cold build wrote into its kept copy, the next build saw %q; log:\n%s", seen, log)
 	}
 }
