@@ -351,12 +351,12 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 	}
 	if facts != nil && b.plan.User != "" {
 		if ents := userEntries(facts); ents != nil {
-			l, err := b.opts.Store.FromEntries(ctx, ents)
+			l, hit, err := b.opts.Store.FromEntries(ctx, ents)
 			if err != nil {
 				return nil, nil, err
 			}
 			b.logf("adding user %s (%d) to the base image", NonRootName, NonRootUID)
-			add("system", "packer: add user nonroot", l, false)
+			add("system", "packer: add user nonroot", l, hit)
 		}
 	}
 
@@ -367,12 +367,12 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 		case facts.Init != "":
 			useInit = facts.Init
 		case facts.Bash != "":
-			l, err := b.opts.Store.FromEntries(ctx, initEntries(facts.Bash))
+			l, hit, err := b.opts.Store.FromEntries(ctx, initEntries(facts.Bash))
 			if err != nil {
 				return nil, nil, err
 			}
 			b.logf("the base has no tini: %s (a bash script) runs as PID 1, passes signals on and reaps orphaned processes", InitPath)
-			add("init", "packer: add "+InitPath, l, false)
+			add("init", "packer: add "+InitPath, l, hit)
 			useInit = InitPath
 		}
 	}
@@ -427,11 +427,11 @@ func (b *builder) buildPlatform(ctx context.Context, pl v1.Platform) (v1.Image, 
 			if err != nil {
 				return nil, nil, err
 			}
-			ly, err := b.opts.Store.FromEntries(ctx, inlineEntries(l, uid, gid))
+			ly, hit, err := b.opts.Store.FromEntries(ctx, inlineEntries(l, uid, gid))
 			if err != nil {
 				return nil, nil, fmt.Errorf("writing layer %s: %w", l.Name, err)
 			}
-			add(l.Name, "packer: add "+strings.Join(slices.Sorted(maps.Keys(l.Files)), " ")+" → "+l.Dest, ly, false)
+			add(l.Name, "packer: add "+strings.Join(slices.Sorted(maps.Keys(l.Files)), " ")+" → "+l.Dest, ly, hit)
 			continue
 		}
 		if l.From == plan.FromSource {
@@ -731,7 +731,7 @@ func StaticBase(ctx context.Context, store *layers.Store, created time.Time, pl 
 	if err != nil {
 		return nil, err
 	}
-	l, err := store.FromEntries(ctx, staticBaseEntries())
+	l, _, err := store.FromEntries(ctx, staticBaseEntries())
 	if err != nil {
 		return nil, fmt.Errorf("writing the static base layer: %w", err)
 	}

@@ -358,15 +358,17 @@ func TestStepsRunWhileTheBaseIsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rep *builder.Report
 	build := func(resolve builder.BaseResolver, noCache bool) (string, string, error) {
 		var log bytes.Buffer
-		res, _, err := builder.Build(t.Context(), dir, p, builder.Options{
+		res, r, err := builder.Build(t.Context(), dir, p, builder.Options{
 			Platforms: []v1.Platform{amd64}, Store: store, Log: &log, Version: "test", Created: time.Unix(0, 0),
 			Resolve: resolve, NoCache: noCache,
 		})
 		if err != nil {
 			return "", log.String(), err
 		}
+		rep = r
 		return digest(t, res.Result), log.String(), nil
 	}
 	first, log, err := build(fakeBase(t, false), false)
@@ -385,6 +387,18 @@ func TestStepsRunWhileTheBaseIsRead(t *testing.T) {
 	}
 	if again != first {
 		t.Errorf("digest %s with the steps run while the base was read, %s after", first, again)
+	}
+	system := false
+	for _, l := range rep.Layers[amd64.String()] {
+		if l.Name == "system" {
+			system = true
+			if !l.Cached {
+				t.Errorf("the user layer, the same as the first build's, is reported new")
+			}
+		}
+	}
+	if !system {
+		t.Errorf("no user layer: %+v", rep.Layers)
 	}
 
 	store, _ = layers.NewStore(t.TempDir())

@@ -605,21 +605,22 @@ func (s *Store) FromFiles(ctx context.Context, files []File, spec Spec) (l *Laye
 	return l, false, s.Record(key, []*Layer{l})
 }
 
-// FromEntries returns a layer of synthetic entries, cached by content.
-func (s *Store) FromEntries(ctx context.Context, entries []Entry) (*Layer, error) {
+// FromEntries returns a layer of synthetic entries, cached by content
+// (hit: it was in the cache).
+func (s *Store) FromEntries(ctx context.Context, entries []Entry) (l *Layer, hit bool, err error) {
 	b, err := json.Marshal(entries)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	key := Key("entries/v1", s.Compressor(), string(b))
 	if ls, ok := s.Lookup(key); ok && len(ls) == 1 {
-		return ls[0], nil
+		return ls[0], true, nil
 	}
-	l, err := s.Write(ctx, func(w io.Writer) error { return WriteEntries(w, entries) })
+	l, err = s.Write(ctx, func(w io.Writer) error { return WriteEntries(w, entries) })
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return l, s.Record(key, []*Layer{l})
+	return l, false, s.Record(key, []*Layer{l})
 }
 
 // compressor is the store's layer compressor writing to w.

@@ -243,7 +243,7 @@ func TestTeeScansLayersAsTheyAreWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	store.Tee = Tee(store)
-	l, err := store.FromEntries(t.Context(), []layers.Entry{
+	l, _, err := store.FromEntries(t.Context(), []layers.Entry{
 		{Name: "/etc/os-release", Mode: 0o644, Data: []byte("ID=debian\nVERSION_ID=\"13\"\n")},
 		{Name: "/var/lib/dpkg/status", Mode: 0o644, Data: []byte(dpkgStatus)},
 		{Name: "/app/server", Mode: 0o755, Data: self},
