@@ -68,7 +68,7 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 			if desc, err := remote.Head(dig, opts...); err == nil && desc.Digest == d {
 				there[repo.String()] = true
 				pushed = append(pushed, dig)
-				if err := c.pushTagged(ctx, pusher, repo, att); err != nil {
+				if err := pushTagged(ctx, pusher, repo, att); err != nil {
 					return nil, err
 				}
 				continue
@@ -76,22 +76,24 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 		}
 		// The SBOM documents go up with the image's blobs; their
 		// manifests wait for the tags (below).
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(5) // the image's write (its own 4 jobs) and 4 documents
-		g.Go(func() error { return c.writeImage(dig, res, repo, opts) })
+		var docs []v1.Layer
 		for _, r := range att.Referrers {
 			blobs, err := artifactBlobs(r)
 			if err != nil {
 				return nil, err
 			}
-			for _, l := range blobs {
-				g.Go(func() error { return pusher.Upload(gctx, repo, l) })
-			}
+			docs = append(docs, blobs...)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(5) // the image's write (its own 4 jobs) and 4 documents
+		g.Go(func() error { return c.writeImage(dig, res, repo, opts) })
+		for _, l := range docs {
+			g.Go(func() error { return pusher.Upload(gctx, repo, l) })
 		}
 		if err := g.Wait(); err != nil {
 			return nil, explain("pushing to "+repo.String(), repo.RegistryStr(), err)
 		}
-		if err := c.pushTagged(ctx, pusher, repo, att); err != nil {
+		if err := pushTagged(ctx, pusher, repo, att); err != nil {
 			return nil, err
 		}
 		pushed = append(pushed, dig)
@@ -121,7 +123,7 @@ func (c *Client) Push(ctx context.Context, res oci.Result, tags []name.Tag, att 
 
 // pushTagged pushes the images stored under tags of their own (cosign
 // signatures) to repo.
-func (c *Client) pushTagged(ctx context.Context, pusher *remote.Pusher, repo name.Repository, att oci.Attachments) error {
+func pushTagged(ctx context.Context, pusher *remote.Pusher, repo name.Repository, att oci.Attachments) error {
 	extra := att.Tagged[repo.Name()]
 	for _, tag := range slices.Sorted(maps.Keys(extra)) {
 		if err := pusher.Push(ctx, repo.Tag(tag), extra[tag]); err != nil {
