@@ -861,7 +861,17 @@ func TestZstdLayers(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(lower) })
 	out := filepath.Join(lower, "layout")
 	mustPacker(t, env, "build", dir, "-q", "-o", "oci:"+out, "-t", "app:v1", "--compression", "zstd")
-	store := t.TempDir()
+	store, err := os.MkdirTemp("", "packer-e2e-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Runs after the rm -f below: podman's --rm clean-up (conmon) may
+		// still be writing in the store when rm returns.
+		for i := 0; i < 50 && os.RemoveAll(store) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	args := []string{"--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--runtime", "runc", "--events-backend", "file"}
 	id := strings.TrimSpace(run(t, podman, append(args, "pull", "-q", "oci:"+out+":v1")...))
 	port := freePort(t)
