@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -60,25 +59,9 @@ func TestStepsRunAgainWhenTheBaseSaysOtherwise(t *testing.T) {
 // muslLookalike is the Debian test base with a musl loader file added,
 // as an OCI layout reference.
 func muslLookalike(t *testing.T) string {
-	ldir, tag, _ := strings.Cut(strings.TrimPrefix(testutil.DebianBase(t), "oci:"), ":")
-	idx, err := layout.ImageIndexFromPath(ldir)
+	base, err := testutil.LayoutImage(testutil.DebianBase(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var base v1.Image
-	for _, m := range im.Manifests {
-		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
-			if base, err = idx.Image(m.Digest); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if base == nil {
-		t.Fatalf("no image tagged %s in %s", tag, ldir)
 	}
 	var buf bytes.Buffer
 	if err := layers.WriteEntries(&buf, []layers.Entry{{Name: "/lib/ld-musl-x86_64.so.1", Mode: 0o755, Data: []byte("not really musl")}}); err != nil {

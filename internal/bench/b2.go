@@ -15,12 +15,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/layers"
-	"github.com/packer-build/packer/registry"
 )
 
 // b2Suite is B2 as a CI job sees it: the Express and NestJS fixtures
@@ -138,30 +136,15 @@ func b2Suite(packer string, runs int) error {
 
 // pushLayout copies the image of an oci:DIR:TAG reference to ref.
 func pushLayout(layoutRef, ref string) error {
-	dir, tag := registry.SplitLayoutRef(layoutRef)
-	idx, err := layout.ImageIndexFromPath(dir)
+	img, err := testutil.LayoutImage(layoutRef)
 	if err != nil {
 		return err
 	}
-	im, err := idx.IndexManifest()
+	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return err
 	}
-	for _, m := range im.Manifests {
-		if m.Annotations["org.opencontainers.image.ref.name"] != tag {
-			continue
-		}
-		img, err := idx.Image(m.Digest)
-		if err != nil {
-			return err
-		}
-		r, err := name.ParseReference(ref, name.Insecure)
-		if err != nil {
-			return err
-		}
-		return remote.Write(r, img)
-	}
-	return fmt.Errorf("no image tagged %q in %s", tag, dir)
+	return remote.Write(r, img)
 }
 
 // pushedSize returns the compressed size of the image at ref, and the

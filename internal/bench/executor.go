@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-
 	"github.com/packer-build/packer/builder"
 	"github.com/packer-build/packer/internal/testutil"
 	"github.com/packer-build/packer/rootfs"
@@ -29,7 +26,7 @@ func executorSuite(packer string, runs int, rootfsCold bool) error {
 		return fmt.Errorf("Debian test base: %w", err)
 	}
 	packer, _ = filepath.Abs(packer)
-	img, err := layoutImage(base)
+	img, err := testutil.LayoutImage(base)
 	if err != nil {
 		return err
 	}
@@ -86,7 +83,7 @@ func executorSuite(packer string, runs int, rootfsCold bool) error {
 	}
 	// Each fixture's base, unpacked once for the image runs.
 	for _, f := range fixtures {
-		img, err := layoutImage(f.base)
+		img, err := testutil.LayoutImage(f.base)
 		if err != nil {
 			return err
 		}
@@ -157,18 +154,4 @@ func executorSuite(packer string, runs int, rootfsCold bool) error {
 		fmt.Println("cold = empty packer cache but the base already unpacked (once per base digest, above) for image; the package managers' download caches are warm on both sides")
 	}
 	return nil
-}
-
-// layoutImage is the first image of an "oci:DIR:TAG" test base.
-func layoutImage(ref string) (v1.Image, error) {
-	layoutDir, _, _ := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
-	idx, err := layout.ImageIndexFromPath(layoutDir)
-	if err != nil {
-		return nil, err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	return idx.Image(im.Manifests[0].Digest)
 }

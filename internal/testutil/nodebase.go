@@ -235,23 +235,9 @@ func npmBase(debian string, spec npmBaseSpec) (string, error) {
 // onDebian writes the Debian test base plus layer l and env, tagged tag,
 // as the layout layoutDir (built in dir).
 func onDebian(debian string, l v1.Layer, env []string, dir, tag, layoutDir string) error {
-	ldir, debTag, _ := strings.Cut(strings.TrimPrefix(debian, "oci:"), ":")
-	idx, err := layout.ImageIndexFromPath(ldir)
+	base, err := LayoutImage(debian)
 	if err != nil {
-		return err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return err
-	}
-	var base v1.Image
-	for _, m := range im.Manifests {
-		if m.Annotations["org.opencontainers.image.ref.name"] == debTag {
-			base, err = idx.Image(m.Digest)
-		}
-	}
-	if base == nil || err != nil {
-		return fmt.Errorf("the Debian test base %s: %v", debian, err)
+		return fmt.Errorf("the Debian test base: %w", err)
 	}
 	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
@@ -274,4 +260,24 @@ func onDebian(debian string, l v1.Layer, env []string, dir, tag, layoutDir strin
 		return err
 	}
 	return writeLayout(dir, img, tag, layoutDir)
+}
+
+// LayoutImage returns the image tagged TAG in the OCI layout of an
+// oci:DIR:TAG reference (the test bases' form).
+func LayoutImage(ref string) (v1.Image, error) {
+	dir, tag, _ := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range im.Manifests {
+		if m.Annotations["org.opencontainers.image.ref.name"] == tag {
+			return idx.Image(m.Digest)
+		}
+	}
+	return nil, fmt.Errorf("no image tagged %q in %s", tag, dir)
 }
